@@ -1,0 +1,137 @@
+//! Parsing of query parameters shared by the public routes, with errors that
+//! name the parameter at fault.
+
+use crate::error::ApiError;
+use crate::model::Tier;
+
+/// A validated WGS84 location.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Location {
+    /// Latitude in degrees, -90..=90.
+    pub lat: f64,
+    /// Longitude in degrees, -180..=180.
+    pub lon: f64,
+}
+
+/// Parses one coordinate: a finite decimal number within `range`.
+pub fn coordinate(field: &str, raw: &str, min: f64, max: f64) -> Result<f64, ApiError> {
+    let v: f64 = raw.trim().parse().map_err(|_| {
+        ApiError::field(field, format!("`{field}` must be a decimal number, got `{}`", raw.escape_debug()))
+    })?;
+    check_coordinate(field, v, min, max)
+}
+
+/// Checks a coordinate given as a number.
+pub fn check_coordinate(field: &str, v: f64, min: f64, max: f64) -> Result<f64, ApiError> {
+    if !v.is_finite() {
+        return Err(ApiError::field(field, format!("`{field}` must be a finite number")));
+    }
+    if !(min..=max).contains(&v) {
+        return Err(ApiError::field(field, format!("`{field}` must be between {min} and {max}, got {v}")));
+    }
+    Ok(v)
+}
+
+/// Finds a parameter's single value; a repeated parameter is an error.
+pub fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut found = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(ApiError::field(name, format!("parameter `{name}` is given more than once")));
+    }
+    Ok(first)
+}
+
+/// Reads `lat` and `lon` (or its Open311 spelling `long`) from a query.
+pub fn location(pairs: &[(String, String)]) -> Result<Location, ApiError> {
+    let lat = single(pairs, "lat")?.ok_or_else(|| ApiError::missing("lat"))?;
+    let lat = coordinate("lat", lat, -90.0, 90.0)?;
+    let lon = match (single(pairs, "lon")?, single(pairs, "long")?) {
+        (Some(_), Some(_)) => return Err(ApiError::field("lon", "give either `lon` or `long`, not both")),
+        (Some(v), None) => coordinate("lon", v, -180.0, 180.0)?,
+        (None, Some(v)) => coordinate("long", v, -180.0, 180.0)?,
+        (None, None) => return Err(ApiError::missing("lon")),
+    };
+    Ok(Location { lat, lon })
+}
+
+/// A set of tiers from a comma-separated `tier` parameter; `None` means all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierSet(u8);
+
+impl TierSet {
+    /// Whether the set admits `t`.
+    pub fn contains(self, t: Tier) -> bool {
+        self.0 & (1 << t.rank()) != 0
+    }
+}
+
+/// Parses an optional `tier=country,state` filter.
+pub fn tiers(pairs: &[(String, String)]) -> Result<Option<TierSet>, ApiError> {
+    let Some(raw) = single(pairs, "tier")? else { return Ok(None) };
+    let mut bits = 0u8;
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let t: Tier = part.parse().map_err(|e: crate::model::UnknownTier| ApiError::field("tier", e.to_string()))?;
+        bits |= 1 << t.rank();
+    }
+    if bits == 0 {
+        return Err(ApiError::field("tier", "`tier` must name at least one tier"));
+    }
+    Ok(Some(TierSet(bits)))
+}
+
+/// Parses an optional integer parameter within `min..=max`.
+pub fn integer(pairs: &[(String, String)], name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = single(pairs, name)? else { return Ok(None) };
+    let v: u64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::field(name, format!("`{name}` must be a whole number, got `{}`", raw.escape_debug())))?;
+    if !(min..=max).contains(&v) {
+        return Err(ApiError::field(name, format!("`{name}` must be between {min} and {max}, got {v}")));
+    }
+    Ok(Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &[(&str, &str)]) -> Vec<(String, String)> {
+        s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn location_accepts_lon_and_long() {
+        assert_eq!(location(&q(&[("lat", "1"), ("lon", "2")])).ok(), Some(Location { lat: 1.0, lon: 2.0 }));
+        assert_eq!(location(&q(&[("lat", "1"), ("long", "2")])).ok(), Some(Location { lat: 1.0, lon: 2.0 }));
+    }
+
+    #[test]
+    fn location_rejects_bad_values() {
+        for (pairs, field) in [
+            (q(&[("lon", "2")]), "lat"),
+            (q(&[("lat", "1")]), "lon"),
+            (q(&[("lat", "x"), ("lon", "2")]), "lat"),
+            (q(&[("lat", "NaN"), ("lon", "2")]), "lat"),
+            (q(&[("lat", "inf"), ("lon", "2")]), "lat"),
+            (q(&[("lat", "91"), ("lon", "2")]), "lat"),
+            (q(&[("lat", "1"), ("lon", "-180.5")]), "lon"),
+            (q(&[("lat", "1"), ("lat", "2"), ("lon", "2")]), "lat"),
+        ] {
+            match location(&pairs) {
+                Err(ApiError::BadRequest { field: Some(f), .. }) => assert_eq!(f, field, "{pairs:?}"),
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tiers_parse() {
+        let set = tiers(&q(&[("tier", "county,place")])).expect("ok").expect("some");
+        assert!(set.contains(Tier::County) && set.contains(Tier::Place) && !set.contains(Tier::State));
+        assert!(tiers(&q(&[("tier", "city")])).is_err());
+        assert!(tiers(&q(&[("tier", ",")])).is_err());
+        assert_eq!(tiers(&q(&[])).ok(), Some(None));
+    }
+}

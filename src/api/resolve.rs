@@ -1,0 +1,217 @@
+//! `GET /v1/resolve` (one point) and `POST /v1/resolve` (a batch): every
+//! jurisdiction whose boundary covers the point, ordered by tier (country
+//! first), then larger area first, then id. A point on a boundary counts as
+//! inside. No match is a 200 with an empty list.
+
+use super::params::{self, Location, TierSet};
+use crate::error::{ApiError, Json, Query};
+use crate::index::Snapshot;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/resolve", get(resolve_one).post(resolve_many))
+}
+
+/// Caching headers for an answer that depends only on the index version.
+pub fn cache_headers(state: &AppState, version: i64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"v{version}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", state.settings.cache_max_age)) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h
+}
+
+#[derive(Serialize)]
+struct OneAnswer<'a> {
+    location: Location,
+    index_version: i64,
+    jurisdictions: Vec<&'a RawValue>,
+}
+
+/// Slots covering the point, after the tier filter.
+fn matching(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>, slots: &mut Vec<u32>) {
+    snapshot.resolve_into(loc.lon, loc.lat, slots);
+    if let Some(tiers) = tiers {
+        slots.retain(|&s| snapshot.entry(s).is_some_and(|e| tiers.contains(e.record.tier)));
+    }
+}
+
+/// Renders the answer for one point (shared by the HTTP route and `geowebdns resolve`).
+pub fn answer_one(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>) -> Result<Vec<u8>, ApiError> {
+    let mut slots = Vec::with_capacity(8);
+    matching(snapshot, loc, tiers, &mut slots);
+    let answer = OneAnswer {
+        location: loc,
+        index_version: snapshot.version(),
+        jurisdictions: slots.iter().filter_map(|&s| snapshot.entry(s)).map(|e| &*e.json).collect(),
+    };
+    serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn resolve_one(
+    State(state): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let loc = params::location(&q)?;
+    let tiers = params::tiers(&q)?;
+    let snapshot = state.index.current();
+    let body = answer_one(&snapshot, loc, tiers)?;
+    let mut headers = cache_headers(&state, snapshot.version());
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((headers, body).into_response())
+}
+
+/// A batch request: up to the configured number of points.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The points to resolve.
+    pub points: Vec<BatchPoint>,
+    /// Optional tier filter, a comma list as in the query string.
+    #[serde(default)]
+    pub tier: Option<String>,
+}
+
+/// One point of a batch; `long` is accepted for `lon`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchPoint {
+    /// Latitude.
+    pub lat: Option<f64>,
+    /// Longitude.
+    pub lon: Option<f64>,
+    /// Longitude, Open311 spelling.
+    pub long: Option<f64>,
+    /// An optional client key echoed in the answer.
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct BatchResult<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a serde_json::Value>,
+    location: Location,
+    jurisdictions: Vec<&'a str>,
+}
+
+/// The distinct jurisdictions of a batch answer, as an object keyed by id.
+struct Records<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl Serialize for Records<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct BatchAnswer<'a> {
+    index_version: i64,
+    count: usize,
+    jurisdictions: Records<'a>,
+    results: Vec<BatchResult<'a>>,
+}
+
+fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiError> {
+    if req.points.is_empty() {
+        return Err(ApiError::field("points", "`points` must hold at least one point"));
+    }
+    if req.points.len() > max {
+        return Err(ApiError::BadRequest {
+            code: "batch_too_large",
+            detail: format!("a batch holds at most {max} points, got {}", req.points.len()),
+            field: Some("points".into()),
+        });
+    }
+    req.points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let lat = p.lat.ok_or_else(|| ApiError::missing(&format!("points[{i}].lat")))?;
+            let lat = params::check_coordinate(&format!("points[{i}].lat"), lat, -90.0, 90.0)?;
+            let (name, lon) = match (p.lon, p.long) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::field(format!("points[{i}].lon"), "give either `lon` or `long`, not both"))
+                }
+                (Some(v), None) => ("lon", v),
+                (None, Some(v)) => ("long", v),
+                (None, None) => return Err(ApiError::missing(&format!("points[{i}].lon"))),
+            };
+            let lon = params::check_coordinate(&format!("points[{i}].{name}"), lon, -180.0, 180.0)?;
+            Ok(Location { lat, lon })
+        })
+        .collect()
+}
+
+/// Resolves every point against one snapshot and renders the answer.
+fn answer_batch(
+    snapshot: &Snapshot,
+    req: &BatchRequest,
+    locations: &[Location],
+    tiers: Option<TierSet>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut seen = vec![false; snapshot.entries().len()];
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(locations.len());
+    let mut slots = Vec::with_capacity(8);
+    for (loc, point) in locations.iter().zip(&req.points) {
+        matching(snapshot, *loc, tiers, &mut slots);
+        let mut ids = Vec::with_capacity(slots.len());
+        for &s in &slots {
+            let Some(e) = snapshot.entry(s) else { continue };
+            if let Some(flag) = seen.get_mut(s as usize) {
+                if !*flag {
+                    *flag = true;
+                    records.push((e.record.id.as_str(), &*e.json));
+                }
+            }
+            ids.push(e.record.id.as_str());
+        }
+        results.push(BatchResult { id: point.id.as_ref(), location: *loc, jurisdictions: ids });
+    }
+    let answer = BatchAnswer {
+        index_version: snapshot.version(),
+        count: results.len(),
+        jurisdictions: Records(records),
+        results,
+    };
+    serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn resolve_many(State(state): State<AppState>, Json(req): Json<BatchRequest>) -> Result<Response, ApiError> {
+    let locations = validate_points(&req, state.settings.max_batch)?;
+    let tiers = match &req.tier {
+        Some(t) => params::tiers(&[("tier".to_owned(), t.clone())])?,
+        None => None,
+    };
+    let snapshot: Arc<Snapshot> = state.index.current();
+    let version = snapshot.version();
+    // Large batches run off the async threads so they do not stall other requests.
+    let body = if locations.len() > 512 {
+        tokio::task::spawn_blocking(move || answer_batch(&snapshot, &req, &locations, tiers))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??
+    } else {
+        answer_batch(&snapshot, &req, &locations, tiers)?
+    };
+    let mut headers = cache_headers(&state, version);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((headers, body).into_response())
+}

@@ -1,0 +1,268 @@
+//! The command line: one [`Cli`] with a subcommand per task. Every flag can
+//! also be set with a `GEOWEBDNS_*` environment variable.
+
+use crate::api::params::{self, Location};
+use crate::import::{self, ImportOptions, OnInvalid, PropertyMap};
+use crate::index::{self, Snapshot};
+use crate::model::Tier;
+use crate::store::{self, Actor, DynStore};
+use crate::{AppState, Settings};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// GeoWebDNS: which governments serve this spot, and which Open311 servers do they run?
+#[derive(Debug, Parser)]
+#[command(name = "geowebdns", version, about, long_about = None)]
+pub struct Cli {
+    /// Database URL: `sqlite://FILE` (embedded default) or `postgres://...`.
+    #[arg(long, global = true, env = "GEOWEBDNS_DATABASE_URL", default_value = "sqlite://geowebdns.db")]
+    pub database_url: String,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `geowebdns=debug`.
+    #[arg(long, global = true, env = "GEOWEBDNS_LOG", default_value = "info")]
+    pub log: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (migrates, imports the bundled data into an empty store, serves).
+    Serve(ServeArgs),
+    /// Run database migrations and exit.
+    Migrate,
+    /// Import boundaries from a GeoJSON FeatureCollection (.geojson, .gz) or a zipped Shapefile.
+    Import(ImportArgs),
+    /// Resolve one point offline, against the store, and print the JSON answer.
+    Resolve(ResolveArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GEOWEBDNS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Do not import the bundled boundaries and Open311 servers into an empty store.
+    #[arg(long, env = "GEOWEBDNS_NO_BUNDLED")]
+    pub no_bundled: bool,
+    /// Most points in one `POST /v1/resolve`.
+    #[arg(long, env = "GEOWEBDNS_MAX_BATCH", default_value_t = 10_000)]
+    pub max_batch: usize,
+    /// `Cache-Control: max-age` of public answers, in seconds.
+    #[arg(long, env = "GEOWEBDNS_CACHE_MAX_AGE", default_value_t = 60)]
+    pub cache_max_age: u32,
+    /// Largest request body in bytes.
+    #[arg(long, env = "GEOWEBDNS_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// Time limit of one request, in seconds.
+    #[arg(long, env = "GEOWEBDNS_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+}
+
+/// Flags of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import. Omit it with `--bundled`.
+    #[arg(required_unless_present = "bundled")]
+    pub file: Option<PathBuf>,
+    /// Import the bundled data set (boundaries/ and its Open311 servers).
+    #[arg(long, env = "GEOWEBDNS_IMPORT_BUNDLED", conflicts_with = "file")]
+    pub bundled: bool,
+    /// What to do with invalid geometry.
+    #[arg(long, value_enum, env = "GEOWEBDNS_ON_INVALID", default_value_t = OnInvalid::Repair)]
+    pub on_invalid: OnInvalid,
+    /// Property holding the jurisdiction id.
+    #[arg(long, env = "GEOWEBDNS_ID_FIELD", default_value = "id")]
+    pub id_field: String,
+    /// Prefix for ids (e.g. `us-place:` with `--id-field GEOID`).
+    #[arg(long, env = "GEOWEBDNS_ID_PREFIX", default_value = "")]
+    pub id_prefix: String,
+    /// Property holding the name.
+    #[arg(long, env = "GEOWEBDNS_NAME_FIELD", default_value = "name")]
+    pub name_field: String,
+    /// Property holding the tier (`level` is also tried).
+    #[arg(long, env = "GEOWEBDNS_TIER_FIELD", default_value = "tier")]
+    pub tier_field: String,
+    /// Tier for features without a tier property.
+    #[arg(long, env = "GEOWEBDNS_TIER", value_parser = parse_tier)]
+    pub tier: Option<Tier>,
+    /// Property holding an explicit parent id (otherwise parents are computed).
+    #[arg(long, env = "GEOWEBDNS_PARENT_FIELD", default_value = "parent")]
+    pub parent_field: String,
+    /// Boundary source for features without a `source` property.
+    #[arg(long, env = "GEOWEBDNS_SOURCE")]
+    pub source: Option<String>,
+    /// Licence for features without a `license` property.
+    #[arg(long, env = "GEOWEBDNS_LICENSE")]
+    pub license: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    s.parse().map_err(|e: crate::model::UnknownTier| e.to_string())
+}
+
+/// Flags of `resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Latitude.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lat: f64,
+    /// Longitude.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lon: f64,
+    /// Comma-separated tier filter.
+    #[arg(long)]
+    pub tier: Option<String>,
+}
+
+/// Sets up logging for the CLI.
+pub fn init_tracing(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Migrate => {
+            let store = open_store(&cli.database_url).await?;
+            tracing::info!(backend = store.backend(), "migrations applied");
+            Ok(())
+        }
+        Command::Import(args) => run_import(&cli.database_url, args).await,
+        Command::Resolve(args) => {
+            let store = open_store(&cli.database_url).await?;
+            let snapshot = index::load_snapshot(&store).await?;
+            let loc = Location {
+                lat: params::check_coordinate("lat", args.lat, -90.0, 90.0).map_err(|e| anyhow::anyhow!("{e}"))?,
+                lon: params::check_coordinate("lon", args.lon, -180.0, 180.0).map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            let tiers = match args.tier {
+                Some(t) => params::tiers(&[("tier".into(), t)]).map_err(|e| anyhow::anyhow!("{e}"))?,
+                None => None,
+            };
+            let body = crate::api::resolve::answer_one(&snapshot, loc, tiers).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let value: serde_json::Value = serde_json::from_slice(&body)?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+    }
+}
+
+/// Opens the store and runs migrations.
+pub async fn open_store(url: &str) -> anyhow::Result<DynStore> {
+    let store = store::connect(url).await.with_context(|| format!("opening {}", store::redact_url(url)))?;
+    store.migrate().await.context("running migrations")?;
+    Ok(store)
+}
+
+async fn run_import(url: &str, args: ImportArgs) -> anyhow::Result<()> {
+    let store = open_store(url).await?;
+    let summary = if args.bundled {
+        import::bundled::import_bundled(&store).await?
+    } else {
+        let path = args.file.context("a FILE or --bundled is required")?;
+        let opts = ImportOptions {
+            on_invalid: args.on_invalid,
+            map: PropertyMap {
+                id: args.id_field,
+                id_prefix: args.id_prefix,
+                name: args.name_field,
+                tier: args.tier_field,
+                default_tier: args.tier,
+                parent: args.parent_field,
+            },
+            source: args.source,
+            license: args.license,
+            progress: true,
+        };
+        import::import_file(&store, &path, &opts, &Actor::local("cli"))
+            .await
+            .with_context(|| format!("importing {}", path.display()))?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for r in &summary.reports {
+            eprintln!("{r}");
+        }
+        println!(
+            "read {} features: imported {} ({} repaired), skipped {}, endpoints {}, parents set {}; index version {}",
+            summary.read,
+            summary.imported,
+            summary.repaired,
+            summary.skipped,
+            summary.endpoints,
+            summary.parents_set,
+            summary.seq
+        );
+    }
+    Ok(())
+}
+
+/// Prepares a store for serving: migrate, import the bundled data when empty.
+pub async fn prepare_store(url: &str, bundled: bool) -> anyhow::Result<DynStore> {
+    let store = open_store(url).await?;
+    if bundled && store.count_jurisdictions().await? == 0 {
+        tracing::info!("empty store: importing the bundled boundaries and Open311 servers");
+        let summary = import::bundled::import_bundled(&store).await.context("importing bundled data")?;
+        tracing::info!(
+            imported = summary.imported,
+            repaired = summary.repaired,
+            skipped = summary.skipped,
+            endpoints = summary.endpoints,
+            "bundled data imported"
+        );
+    }
+    Ok(store)
+}
+
+async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let store = prepare_store(url, !args.no_bundled).await?;
+    let snapshot: Snapshot = index::load_snapshot(&store).await.context("building the index")?;
+    let settings = Settings {
+        max_batch: args.max_batch,
+        cache_max_age: args.cache_max_age,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout),
+    };
+    let state = AppState::new(store, std::sync::Arc::new(snapshot), settings);
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, backend = state.store.backend(), "listening");
+    axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,93 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//! - [`cli`]: the command line (`serve`, `migrate`, `import`, `resolve`).
+//! - [`model`]: jurisdictions, endpoints, services, tiers.
+//! - [`geometry`]: GeoJSON boundary parsing, validation and repair (pure).
+//! - [`index`]: the immutable snapshot (R-tree + prepared polygons) and its atomic handle.
+//! - [`store`]: the storage trait and its SQLite backend.
+//! - [`import`]: file readers and the importer (GeoJSON, Shapefile, bundled data).
+//! - [`api`]: public HTTP routes; [`error`]: the one problem+json error type.
+
+pub mod api;
+pub mod cli;
+pub mod error;
+pub mod geometry;
+pub mod import;
+pub mod index;
+pub mod model;
+pub mod store;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use error::ApiError;
+use index::IndexHandle;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use store::DynStore;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+
+/// Limits and answer settings of a running service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Most points in one `POST /v1/resolve`.
+    pub max_batch: usize,
+    /// `Cache-Control: max-age` of public answers, in seconds.
+    pub cache_max_age: u32,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Time limit of one request.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { max_batch: 10_000, cache_max_age: 60, max_body_bytes: 4 << 20, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store of record.
+    pub store: DynStore,
+    /// The current index snapshot.
+    pub index: Arc<IndexHandle>,
+    /// Limits and answer settings.
+    pub settings: Arc<Settings>,
+    /// Set once the first snapshot is loaded.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// State around a loaded snapshot (marked ready).
+    pub fn new(store: DynStore, snapshot: Arc<index::Snapshot>, settings: Settings) -> Self {
+        Self {
+            store,
+            index: Arc::new(IndexHandle::new(snapshot)),
+            settings: Arc::new(settings),
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+/// The whole HTTP application: public routes, problem+json fallbacks, limits,
+/// CORS and tracing. Shared by `serve` and every test.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    let timeout = state.settings.request_timeout;
+    Router::new()
+        .merge(api::router())
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CorsLayer::permissive())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

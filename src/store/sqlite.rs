@@ -1,0 +1,392 @@
+//! SQLite backend (the embedded default): one file, WAL journal, foreign keys on.
+//!
+//! Queries are runtime `query().bind()` so the same shapes can be mirrored by
+//! the PostgreSQL backend; migrations live in `migrations/sqlite/` and are
+//! embedded in the binary.
+
+use super::{now_rfc3339, Actor, ImportBatch, Store, StoreError, StoreResult, StoredJurisdiction, WriteOutcome};
+use crate::model::{Endpoint, EndpointType, Jurisdiction, Service, Tier};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`, e.g. `sqlite://geowebdns.db`
+    /// or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database exists once per connection: keep exactly one.
+        let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if max == 1 { 1 } else { 0 })
+            .idle_timeout(if max == 1 { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if max == 1 { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (for tests and maintenance commands).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn jurisdiction_from_row(row: &SqliteRow) -> StoreResult<StoredJurisdiction> {
+    let tier: String = row.try_get("tier")?;
+    let external: String = row.try_get("external_ids")?;
+    let record = Jurisdiction {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        tier: Tier::from_str(&tier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        parent: row.try_get("parent_id")?,
+        parent_override: row.try_get::<i64, _>("parent_override")? != 0,
+        ocd_id: row.try_get("ocd_id")?,
+        external_ids: decode_json::<BTreeMap<String, String>>(&external, "external_ids")?,
+        source: row.try_get("source")?,
+        license: row.try_get("license")?,
+        area_km2: row.try_get("area_km2")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+    };
+    Ok(StoredJurisdiction { record, boundary: row.try_get("boundary")? })
+}
+
+fn endpoint_from_row(row: &SqliteRow) -> StoreResult<Endpoint> {
+    let kind: String = row.try_get("type")?;
+    let formats: String = row.try_get("formats")?;
+    Ok(Endpoint {
+        id: row.try_get("id")?,
+        jurisdiction_id: row.try_get("jurisdiction_id")?,
+        specification: row.try_get("specification")?,
+        url: row.try_get("url")?,
+        kind: EndpointType::from_str(&kind).map_err(StoreError::Corrupt)?,
+        formats: decode_json(&formats, "formats")?,
+        open311_jurisdiction_id: row.try_get("open311_jurisdiction_id")?,
+        key_service: row.try_get("key_service")?,
+        discovery_url: row.try_get("discovery_url")?,
+        docs_url: row.try_get("docs_url")?,
+        terms_url: row.try_get("terms_url")?,
+        contact: row.try_get("contact")?,
+        changeset: row.try_get("changeset")?,
+        last_checked: row.try_get("last_checked")?,
+        last_ok: row.try_get("last_ok")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+        services: Vec::new(),
+    })
+}
+
+fn service_from_row(row: &SqliteRow) -> StoreResult<(String, Service)> {
+    let keywords: String = row.try_get("keywords")?;
+    Ok((
+        row.try_get("endpoint_id")?,
+        Service {
+            service_code: row.try_get("service_code")?,
+            service_name: row.try_get("service_name")?,
+            description: row.try_get("description")?,
+            metadata: row.try_get::<i64, _>("metadata")? != 0,
+            kind: row.try_get("type")?,
+            keywords: decode_json(&keywords, "keywords")?,
+            group: row.try_get("group_name")?,
+        },
+    ))
+}
+
+/// Appends one change-log row and returns its seq.
+async fn log_change(tx: &mut Transaction<'_, Sqlite>, entity: &str, id: &str, op: &str, at: &str) -> StoreResult<i64> {
+    let seq: i64 =
+        sqlx::query_scalar("insert into changes (entity, entity_id, op, at) values (?, ?, ?, ?) returning seq")
+            .bind(entity)
+            .bind(id)
+            .bind(op)
+            .bind(at)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(seq)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn log_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    at: &str,
+    actor: &Actor,
+    action: &str,
+    entity: &str,
+    id: &str,
+    jurisdiction_id: Option<&str>,
+    before: Option<String>,
+    after: Option<String>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "insert into audit (at, actor_sub, actor_jti, action, entity, entity_id, jurisdiction_id, before, after)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(at)
+    .bind(&actor.sub)
+    .bind(&actor.jti)
+    .bind(action)
+    .bind(entity)
+    .bind(id)
+    .bind(jurisdiction_id)
+    .bind(before)
+    .bind(after)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_jurisdiction(tx: &mut Transaction<'_, Sqlite>, j: &StoredJurisdiction, at: &str) -> StoreResult<()> {
+    let r = &j.record;
+    // Keep created_at and bump version when the row exists.
+    sqlx::query(
+        "insert into jurisdictions (id, name, tier, parent_id, parent_override, ocd_id, external_ids, boundary,
+                                    area_km2, source, license, created_at, updated_at, version)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+         on conflict (id) do update set
+             name = excluded.name, tier = excluded.tier, parent_id = excluded.parent_id,
+             parent_override = excluded.parent_override, ocd_id = excluded.ocd_id,
+             external_ids = excluded.external_ids, boundary = excluded.boundary,
+             area_km2 = excluded.area_km2, source = excluded.source, license = excluded.license,
+             updated_at = excluded.updated_at, version = jurisdictions.version + 1",
+    )
+    .bind(&r.id)
+    .bind(&r.name)
+    .bind(r.tier.as_str())
+    .bind(&r.parent)
+    .bind(r.parent_override as i64)
+    .bind(&r.ocd_id)
+    .bind(json_text(&r.external_ids))
+    .bind(&j.boundary)
+    .bind(r.area_km2)
+    .bind(&r.source)
+    .bind(&r.license)
+    .bind(at)
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict_or_db)?;
+    Ok(())
+}
+
+async fn upsert_endpoint(tx: &mut Transaction<'_, Sqlite>, e: &Endpoint, at: &str) -> StoreResult<()> {
+    sqlx::query(
+        "insert into endpoints (id, jurisdiction_id, specification, url, type, formats, open311_jurisdiction_id,
+                                key_service, discovery_url, docs_url, terms_url, contact, changeset, status,
+                                created_at, updated_at, version)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+         on conflict (id) do update set
+             jurisdiction_id = excluded.jurisdiction_id, specification = excluded.specification,
+             url = excluded.url, type = excluded.type, formats = excluded.formats,
+             open311_jurisdiction_id = excluded.open311_jurisdiction_id, key_service = excluded.key_service,
+             discovery_url = excluded.discovery_url, docs_url = excluded.docs_url,
+             terms_url = excluded.terms_url, contact = excluded.contact, changeset = excluded.changeset,
+             updated_at = excluded.updated_at, version = endpoints.version + 1",
+    )
+    .bind(&e.id)
+    .bind(&e.jurisdiction_id)
+    .bind(&e.specification)
+    .bind(&e.url)
+    .bind(e.kind.as_str())
+    .bind(json_text(&e.formats))
+    .bind(&e.open311_jurisdiction_id)
+    .bind(&e.key_service)
+    .bind(&e.discovery_url)
+    .bind(&e.docs_url)
+    .bind(&e.terms_url)
+    .bind(&e.contact)
+    .bind(&e.changeset)
+    .bind(&e.status)
+    .bind(at)
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict_or_db)?;
+    replace_services(tx, &e.id, &e.services).await
+}
+
+async fn replace_services(
+    tx: &mut Transaction<'_, Sqlite>,
+    endpoint_id: &str,
+    services: &[Service],
+) -> StoreResult<()> {
+    sqlx::query("delete from services where endpoint_id = ?").bind(endpoint_id).execute(&mut **tx).await?;
+    for (pos, s) in services.iter().enumerate() {
+        sqlx::query(
+            "insert into services (endpoint_id, service_code, service_name, description, metadata, type,
+                                   keywords, group_name, position)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(endpoint_id)
+        .bind(&s.service_code)
+        .bind(&s.service_name)
+        .bind(&s.description)
+        .bind(s.metadata as i64)
+        .bind(&s.kind)
+        .bind(json_text(&s.keywords))
+        .bind(&s.group)
+        .bind(pos as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict_or_db)?;
+    }
+    Ok(())
+}
+
+/// Maps constraint violations to [`StoreError::Conflict`]; everything else stays a database error.
+fn conflict_or_db(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db)
+            if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation() =>
+        {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn latest_seq(&self) -> StoreResult<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("select max(seq) from changes").fetch_one(&self.pool).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn count_jurisdictions(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("select count(*) from jurisdictions").fetch_one(&self.pool).await?)
+    }
+
+    async fn load_jurisdictions(&self) -> StoreResult<Vec<StoredJurisdiction>> {
+        let rows = sqlx::query("select * from jurisdictions order by id").fetch_all(&self.pool).await?;
+        rows.iter().map(jurisdiction_from_row).collect()
+    }
+
+    async fn load_endpoints(&self) -> StoreResult<Vec<Endpoint>> {
+        let rows = sqlx::query("select * from endpoints order by jurisdiction_id, id").fetch_all(&self.pool).await?;
+        let mut endpoints = rows.iter().map(endpoint_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let rows = sqlx::query("select * from services order by endpoint_id, position, service_code")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_endpoint: HashMap<String, Vec<Service>> = HashMap::new();
+        for row in &rows {
+            let (endpoint_id, service) = service_from_row(row)?;
+            by_endpoint.entry(endpoint_id).or_default().push(service);
+        }
+        for e in &mut endpoints {
+            e.services = by_endpoint.remove(&e.id).unwrap_or_default();
+        }
+        Ok(endpoints)
+    }
+
+    async fn import(&self, batch: ImportBatch, actor: &Actor, action: &str) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let mut seq = 0;
+        for j in &batch.jurisdictions {
+            upsert_jurisdiction(&mut tx, j, &at).await?;
+            seq = log_change(&mut tx, "jurisdiction", &j.record.id, "upsert", &at).await?;
+            // The boundary is left out of the audit row: it is large and kept in the record itself.
+            log_audit(
+                &mut tx,
+                &at,
+                actor,
+                action,
+                "jurisdiction",
+                &j.record.id,
+                Some(&j.record.id),
+                None,
+                Some(json_text(&j.record)),
+            )
+            .await?;
+        }
+        for e in &batch.endpoints {
+            upsert_endpoint(&mut tx, e, &at).await?;
+            seq = log_change(&mut tx, "endpoint", &e.id, "upsert", &at).await?;
+            log_audit(
+                &mut tx,
+                &at,
+                actor,
+                action,
+                "endpoint",
+                &e.id,
+                Some(&e.jurisdiction_id),
+                None,
+                Some(json_text(e)),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if seq == 0 {
+            seq = self.latest_seq().await?;
+        }
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn set_computed_parents(&self, parents: &[(String, Option<String>)]) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let mut seq = 0;
+        for (id, parent) in parents {
+            let done = sqlx::query(
+                "update jurisdictions set parent_id = ?, updated_at = ?, version = version + 1
+                 where id = ? and parent_override = 0 and parent_id is not ?",
+            )
+            .bind(parent)
+            .bind(&at)
+            .bind(id)
+            .bind(parent)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                seq = log_change(&mut tx, "jurisdiction", id, "upsert", &at).await?;
+            }
+        }
+        tx.commit().await?;
+        if seq == 0 {
+            seq = self.latest_seq().await?;
+        }
+        Ok(WriteOutcome { seq })
+    }
+}

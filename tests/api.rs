@@ -1,0 +1,208 @@
+//! The public API through the real router (`tower::ServiceExt::oneshot`), on
+//! the bundled real data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::Request;
+use common::{get, post_json, send, state, state_with};
+use geowebdns::Settings;
+
+const BLOOMINGTON: &str = "lat=39.1653&lon=-86.5264";
+
+#[tokio::test]
+async fn downtown_bloomington_resolves_to_every_tier_in_order() {
+    let s = state().await;
+    let a = get(&s, &format!("/v1/resolve?{BLOOMINGTON}")).await.expect(200);
+    assert_eq!(a.ids(), ["country:USA", "us-state:18", "us-county:18105", "us-place:1805860"]);
+    assert_eq!(a.body["location"]["lat"], 39.1653);
+    assert_eq!(a.body["location"]["lon"], -86.5264);
+    assert!(a.body["index_version"].as_i64().unwrap() > 0);
+    let city = &a.body["jurisdictions"][3];
+    assert_eq!(city["name"], "Bloomington");
+    assert_eq!(city["tier"], "place");
+    assert_eq!(city["parent"], "us-county:18105", "parent is derived at import");
+    assert_eq!(a.body["jurisdictions"][2]["parent"], "us-state:18");
+    assert_eq!(a.body["jurisdictions"][1]["parent"], "country:USA");
+    assert!(a.body["jurisdictions"][0]["parent"].is_null());
+    let endpoints = city["endpoints"].as_array().expect("endpoints");
+    assert!(
+        endpoints.iter().any(|e| e["url"].as_str().unwrap().starts_with("https://bloomington.in.gov/crm/open311/v2")),
+        "Bloomington's real Open311 server is bundled: {endpoints:?}"
+    );
+    assert!(a.header("etag").starts_with("\"v"));
+    assert!(a.header("cache-control").contains("max-age=60"));
+    assert_eq!(a.header("content-type"), "application/json");
+}
+
+#[tokio::test]
+async fn long_is_accepted_as_the_open311_spelling() {
+    let s = state().await;
+    let a = get(&s, "/v1/resolve?lat=39.1653&long=-86.5264").await.expect(200);
+    assert_eq!(a.ids().len(), 4);
+}
+
+#[tokio::test]
+async fn open_ocean_is_an_empty_list() {
+    let s = state().await;
+    let a = get(&s, "/v1/resolve?lat=30.0&lon=-40.0").await.expect(200);
+    assert!(a.ids().is_empty());
+}
+
+#[tokio::test]
+async fn tier_filter_keeps_only_named_tiers() {
+    let s = state().await;
+    let a = get(&s, &format!("/v1/resolve?{BLOOMINGTON}&tier=county,place")).await.expect(200);
+    assert_eq!(a.ids(), ["us-county:18105", "us-place:1805860"]);
+}
+
+#[tokio::test]
+async fn overlapping_special_districts_are_all_returned() {
+    // Midtown Manhattan: city, county (New York County), and several NYC districts at once.
+    let s = state().await;
+    let a = get(&s, "/v1/resolve?lat=40.7549&lon=-73.9840").await.expect(200);
+    let ids = a.ids();
+    assert!(ids.contains(&"us-county:36061".to_owned()), "{ids:?}");
+    let districts = ids.iter().filter(|i| i.starts_with("nyc-")).count();
+    assert!(districts >= 3, "school, council, police and community districts overlap: {ids:?}");
+    // Ordered by tier: every special district after every place.
+    let tiers: Vec<String> =
+        a.body["jurisdictions"].as_array().unwrap().iter().map(|j| j["tier"].as_str().unwrap().to_owned()).collect();
+    let rank = |t: &str| {
+        ["country", "state", "county", "place", "special_district", "other"].iter().position(|x| *x == t).unwrap()
+    };
+    assert!(tiers.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])), "{tiers:?}");
+}
+
+#[tokio::test]
+async fn bad_locations_are_problems_naming_the_field() {
+    let s = state().await;
+    for (query, field) in [
+        ("lon=-86.5", "lat"),
+        ("lat=39.1", "lon"),
+        ("lat=abc&lon=-86.5", "lat"),
+        ("lat=NaN&lon=-86.5", "lat"),
+        ("lat=inf&lon=-86.5", "lat"),
+        ("lat=39.1&lon=", "lon"),
+        ("lat=95&lon=-86.5", "lat"),
+        ("lat=39.1&lon=-181", "lon"),
+        ("lat=39.1&long=200", "long"),
+        ("lat=39.1&lon=1&long=1", "lon"),
+        ("lat=1&lat=2&lon=1", "lat"),
+        ("lat=39.1&lon=-86.5&tier=city", "tier"),
+    ] {
+        get(&s, &format!("/v1/resolve?{query}")).await.problem(400, Some(field));
+    }
+    // A query string that is not even decodable as pairs.
+    get(&s, "/v1/resolve?lat=%FF&lon=1").await.problem(400, None);
+}
+
+#[tokio::test]
+async fn batch_answers_per_point_without_repeating_records() {
+    let s = state().await;
+    let body = r#"{"points":[
+        {"lat":39.1653,"lon":-86.5264,"id":"a"},
+        {"lat":39.17,"long":-86.53},
+        {"lat":30.0,"lon":-40.0}
+    ]}"#;
+    let a = post_json(&s, "/v1/resolve", body).await.expect(200);
+    assert_eq!(a.body["count"], 3);
+    let results = a.body["results"].as_array().unwrap();
+    assert_eq!(results[0]["id"], "a");
+    assert_eq!(
+        results[0]["jurisdictions"],
+        serde_json::json!(["country:USA", "us-state:18", "us-county:18105", "us-place:1805860"])
+    );
+    assert_eq!(results[1]["jurisdictions"].as_array().unwrap().len(), 4);
+    assert_eq!(results[2]["jurisdictions"], serde_json::json!([]));
+    let records = a.body["jurisdictions"].as_object().unwrap();
+    assert_eq!(records.len(), 4, "each record once");
+    assert_eq!(records["us-place:1805860"]["name"], "Bloomington");
+}
+
+#[tokio::test]
+async fn batch_refusals() {
+    let s = state_with(Settings { max_batch: 3, max_body_bytes: 2048, ..Settings::default() }).await;
+    let four = r#"{"points":[{"lat":1,"lon":1},{"lat":1,"lon":1},{"lat":1,"lon":1},{"lat":1,"lon":1}]}"#;
+    let a = post_json(&s, "/v1/resolve", four).await.problem(400, Some("points"));
+    assert_eq!(a.body["code"], "batch_too_large");
+    post_json(&s, "/v1/resolve", r#"{"points":[]}"#).await.problem(400, Some("points"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1},{"lon":1}]}"#)
+        .await
+        .problem(400, Some("points[1].lat"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1}]}"#).await.problem(400, Some("points[0].lon"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":100,"lon":1}]}"#).await.problem(400, Some("points[0].lat"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"long":-190}]}"#).await.problem(400, Some("points[0].long"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":"x","lon":1}]}"#).await.problem(400, Some("points[0].lat"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1}],"tier":"nope"}"#).await.problem(400, Some("tier"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1e999}]}"#).await.problem(400, None);
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1}"#).await.problem(400, None);
+    post_json(&s, "/v1/resolve", r#"{"pts":[]}"#).await.problem(400, None);
+    let big = format!(r#"{{"points":[{}]}}"#, vec![r#"{"lat":1,"lon":1}"#; 200].join(","));
+    post_json(&s, "/v1/resolve", &big).await.problem(413, None);
+    let a = send(&s, Request::post("/v1/resolve").header("content-type", "text/plain").body(Body::from("{}")).unwrap())
+        .await;
+    a.problem(415, None);
+}
+
+#[tokio::test]
+async fn jurisdictions_list_filters_and_pages() {
+    let s = state().await;
+    let a = get(&s, "/v1/jurisdictions?tier=county&parent=us-state:18&limit=50").await.expect(200);
+    assert_eq!(a.body["total"], 92, "Indiana has 92 counties");
+    let first: Vec<String> =
+        a.body["items"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(first.len(), 50);
+    assert!(first.windows(2).all(|w| w[0] < w[1]), "ordered by id");
+    let next = a.body["next"].as_str().unwrap().to_owned();
+    let b =
+        get(&s, &format!("/v1/jurisdictions?tier=county&parent=us-state:18&limit=50&after={next}")).await.expect(200);
+    let second: Vec<String> =
+        b.body["items"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(second.len(), 42);
+    assert!(b.body["next"].is_null());
+    assert!(second.iter().all(|id| !first.contains(id)));
+    let q = get(&s, "/v1/jurisdictions?q=bloomington&tier=place").await.expect(200);
+    assert!(q.body["items"].as_array().unwrap().iter().any(|j| j["id"] == "us-place:1805860"));
+    get(&s, "/v1/jurisdictions?limit=0").await.problem(400, Some("limit"));
+    get(&s, "/v1/jurisdictions?limit=abc").await.problem(400, Some("limit"));
+    get(&s, "/v1/jurisdictions?tier=galaxy").await.problem(400, Some("tier"));
+}
+
+#[tokio::test]
+async fn one_jurisdiction_and_its_boundary() {
+    let s = state().await;
+    let a = get(&s, "/v1/jurisdictions/us-place:1805860").await.expect(200);
+    assert_eq!(a.body["name"], "Bloomington");
+    // Ids with spaces (London boroughs) work percent-encoded.
+    let b = get(&s, "/v1/jurisdictions/london-borough:Kingston%20upon%20Thames").await.expect(200);
+    assert_eq!(b.body["name"], "Kingston upon Thames");
+    get(&s, "/v1/jurisdictions/us-place:0").await.problem(404, None);
+    get(&s, "/v1/jurisdictions/us-place:0/boundary").await.problem(404, None);
+
+    // Hawaii: many islands; simplification must keep every one.
+    let full = get(&s, "/v1/jurisdictions/us-state:15/boundary").await.expect(200);
+    assert_eq!(full.header("content-type"), "application/geo+json");
+    assert_eq!(full.body["type"], "Feature");
+    assert_eq!(full.body["properties"]["tier"], "state");
+    let parts = full.body["geometry"]["coordinates"].as_array().unwrap().len();
+    assert!(parts >= 5);
+    let simple = get(&s, "/v1/jurisdictions/us-state:15/boundary?simplify=5000").await.expect(200);
+    assert_eq!(simple.body["geometry"]["coordinates"].as_array().unwrap().len(), parts, "no polygon removed");
+    assert!(simple.raw.len() < full.raw.len(), "simplified is smaller");
+    get(&s, "/v1/jurisdictions/us-state:15/boundary?simplify=-1").await.problem(400, Some("simplify"));
+    get(&s, "/v1/jurisdictions/us-state:15/boundary?simplify=x").await.problem(400, Some("simplify"));
+}
+
+#[tokio::test]
+async fn health_readiness_and_unknown_routes() {
+    let s = state().await;
+    get(&s, "/healthz").await.expect(200);
+    let r = get(&s, "/readyz").await.expect(200);
+    assert_eq!(r.body["status"], "ready");
+    assert_eq!(r.body["backend"], "sqlite");
+    assert!(r.body["index"]["jurisdictions"].as_u64().unwrap() > 8000);
+    get(&s, "/nope").await.problem(404, None);
+    send(&s, Request::delete("/v1/resolve").body(Body::empty()).unwrap()).await.problem(405, None);
+}

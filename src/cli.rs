@@ -2,10 +2,11 @@
 //! also be set with a `GEOWEBDNS_*` environment variable.
 
 use crate::api::params::{self, Location};
+use crate::auth::{Algorithm, KeySettings, Keys, Scope};
 use crate::import::{self, ImportOptions, OnInvalid, PropertyMap};
 use crate::index::{self, Snapshot};
 use crate::model::Tier;
-use crate::store::{self, Actor, DynStore};
+use crate::store::{self, Actor, DynStore, TokenRecord};
 use crate::{AppState, Settings};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +26,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "GEOWEBDNS_LOG", default_value = "info")]
     pub log: String,
 
+    /// Directory of the Ed25519 token key pair (created on first use).
+    #[arg(long, global = true, env = "GEOWEBDNS_KEY_DIR", default_value = "keys")]
+    pub key_dir: PathBuf,
+
+    /// Pinned token signing algorithm.
+    #[arg(long, global = true, value_enum, env = "GEOWEBDNS_JWT_ALGORITHM", default_value_t = Algorithm::EdDSA)]
+    pub jwt_algorithm: Algorithm,
+
+    /// HS256 secret (at least 32 bytes); only with `--jwt-algorithm hs256`.
+    #[arg(long, global = true, env = "GEOWEBDNS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -41,6 +54,61 @@ pub enum Command {
     Import(ImportArgs),
     /// Resolve one point offline, against the store, and print the JSON answer.
     Resolve(ResolveArgs),
+    /// Create, issue, revoke and list admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create the Ed25519 key pair in the key directory.
+    Keygen {
+        /// Replace an existing key pair (every token issued with it stops working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a token and print it on stdout (and nothing else).
+    Issue {
+        /// Scope: `admin` or `jurisdiction:<id>`; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. `30m`, `1h`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+        /// Who the token is for (recorded in the audit log).
+        #[arg(long)]
+        sub: String,
+    },
+    /// Revoke a token by its id (`jti`); takes effect at once.
+    Revoke {
+        /// The token id.
+        jti: String,
+        /// Why (kept with the revocation).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List issued tokens (ids and claims, never the tokens themselves).
+    List,
+}
+
+/// Parses a lifetime such as `90s`, `30m`, `1h` or `7d`.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a lifetime such as 30m, 1h or 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use s, m, h or d)")),
+    };
+    if secs == 0 || secs > 366 * 86_400 {
+        return Err("a token lifetime must be between 1 second and 366 days".to_owned());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Flags of `serve`.
@@ -64,6 +132,9 @@ pub struct ServeArgs {
     /// Time limit of one request, in seconds.
     #[arg(long, env = "GEOWEBDNS_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+    /// Most vertices in one boundary written through the admin API.
+    #[arg(long, env = "GEOWEBDNS_MAX_VERTICES", default_value_t = 250_000)]
+    pub max_vertices: usize,
 }
 
 /// Flags of `import`.
@@ -139,8 +210,14 @@ pub fn init_tracing(filter: &str) {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let keys = KeySettings {
+        key_dir: cli.key_dir.clone(),
+        algorithm: cli.jwt_algorithm,
+        hs256_secret: cli.jwt_secret.clone(),
+    };
     match cli.command {
-        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Serve(args) => serve(&cli.database_url, &keys, args).await,
+        Command::Token(cmd) => token(&cli.database_url, &keys, cmd).await,
         Command::Migrate => {
             let store = open_store(&cli.database_url).await?;
             tracing::info!(backend = store.backend(), "migrations applied");
@@ -192,6 +269,7 @@ async fn run_import(url: &str, args: ImportArgs) -> anyhow::Result<()> {
             source: args.source,
             license: args.license,
             progress: true,
+            max_vertices: 0,
         };
         import::import_file(&store, &path, &opts, &Actor::local("cli"))
             .await
@@ -234,7 +312,71 @@ pub async fn prepare_store(url: &str, bundled: bool) -> anyhow::Result<DynStore>
     Ok(store)
 }
 
-async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+async fn token(url: &str, settings: &KeySettings, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Keygen { force } => {
+            let path = Keys::keygen(settings, force)?;
+            eprintln!("key pair written to {}", path.display());
+        }
+        TokenCommand::Issue { scopes, ttl, sub } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| s.parse::<Scope>().map_err(|e| anyhow::anyhow!("--scope {s}: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let keys = Keys::load_or_create(settings)?;
+            let store = open_store(url).await?;
+            let (token, claims) = keys.issue(&sub, &scopes, ttl)?;
+            store
+                .record_token(&TokenRecord {
+                    jti: claims.jti.clone(),
+                    sub: claims.sub.clone(),
+                    scopes: claims.scopes.clone(),
+                    issued_at: unix_to_rfc3339(claims.iat),
+                    expires_at: unix_to_rfc3339(claims.exp),
+                    revoked_at: None,
+                })
+                .await?;
+            println!("{token}");
+        }
+        TokenCommand::Revoke { jti, reason } => {
+            let store = open_store(url).await?;
+            if store.revoke_token(&jti, reason.as_deref()).await? {
+                eprintln!("token {jti} revoked");
+            } else {
+                eprintln!("token {jti} was already revoked");
+            }
+        }
+        TokenCommand::List => {
+            let store = open_store(url).await?;
+            println!("{}", serde_json::to_string_pretty(&store.list_tokens().await?)?);
+        }
+    }
+    Ok(())
+}
+
+fn unix_to_rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Loads the token keys for `serve`: the full pair (created on first use), or
+/// only the public key on a query instance that was given just that.
+fn serve_keys(settings: &KeySettings) -> anyhow::Result<Keys> {
+    let only_public = settings.algorithm == Algorithm::EdDSA
+        && !settings.private_key_path().exists()
+        && settings.public_key_path().exists();
+    if only_public {
+        tracing::info!(key = %settings.public_key_path().display(), "verify-only instance: no private key");
+        Ok(Keys::load_verify_only(settings)?)
+    } else {
+        Ok(Keys::load_or_create(settings)?)
+    }
+}
+
+async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow::Result<()> {
+    let keys = std::sync::Arc::new(serve_keys(key_settings).context("loading token keys")?);
     let store = prepare_store(url, !args.no_bundled).await?;
     let snapshot: Snapshot = index::load_snapshot(&store).await.context("building the index")?;
     let settings = Settings {
@@ -242,8 +384,9 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         cache_max_age: args.cache_max_age,
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_secs(args.request_timeout),
+        max_vertices: args.max_vertices,
     };
-    let state = AppState::new(store, std::sync::Arc::new(snapshot), settings);
+    let state = AppState::new(store, std::sync::Arc::new(snapshot), settings).with_keys(keys);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;

@@ -32,6 +32,16 @@ pub enum ApiError {
     /// 405: the route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 401 or 403 (500 for key problems): the token is missing, invalid or lacks a scope.
+    /// Sent with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthError),
+    /// 409: the write conflicts with existing data.
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: an `If-Match` precondition failed.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 413: the body is larger than allowed.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -66,6 +76,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,6 +91,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Auth(e) => e.code(),
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
@@ -118,8 +134,15 @@ impl IntoResponse for ApiError {
             field,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let www_authenticate = match &self {
+            ApiError::Auth(e) => e.www_authenticate(),
+            _ => None,
+        };
         let mut res = (status, bytes).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(v) = www_authenticate {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
         res
     }
 }
@@ -128,6 +151,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { entity, id } => ApiError::NotFound(format!("{entity} `{id}` not found")),
+            StoreError::Conflict(detail) => ApiError::Conflict(detail),
+            e @ StoreError::Stale { .. } => ApiError::PreconditionFailed(format!(
+                "{e}; read the record again (its ETag is its version) and retry with the new If-Match"
+            )),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::Unavailable("the registry store is unavailable; try again shortly".into())

@@ -7,9 +7,12 @@
 //! - [`index`]: the immutable snapshot (R-tree + prepared polygons) and its atomic handle.
 //! - [`store`]: the storage trait and its SQLite backend.
 //! - [`import`]: file readers and the importer (GeoJSON, Shapefile, bundled data).
-//! - [`api`]: public HTTP routes; [`error`]: the one problem+json error type.
+//! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
+//!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type.
 
+pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod geometry;
@@ -40,11 +43,19 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Time limit of one request.
     pub request_timeout: Duration,
+    /// Most vertices in one boundary written through the admin API.
+    pub max_vertices: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { max_batch: 10_000, cache_max_age: 60, max_body_bytes: 4 << 20, request_timeout: Duration::from_secs(30) }
+        Self {
+            max_batch: 10_000,
+            cache_max_age: 60,
+            max_body_bytes: 4 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_vertices: 250_000,
+        }
     }
 }
 
@@ -59,6 +70,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Set once the first snapshot is loaded.
     pub ready: Arc<AtomicBool>,
+    /// Token verification keys; `None` disables the admin API.
+    pub keys: Option<Arc<auth::Keys>>,
+    /// Serialises this instance's writes so snapshots are published in order.
+    pub write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -69,7 +84,15 @@ impl AppState {
             index: Arc::new(IndexHandle::new(snapshot)),
             settings: Arc::new(settings),
             ready: Arc::new(AtomicBool::new(true)),
+            keys: None,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The same state with token keys, enabling the admin API.
+    pub fn with_keys(mut self, keys: Arc<auth::Keys>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 }
 
@@ -80,6 +103,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
     Router::new()
         .merge(api::router())
+        .merge(admin::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

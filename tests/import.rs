@@ -119,6 +119,7 @@ async fn tiger_shapefile_imports_with_property_mapping() {
         source: Some("US Census TIGER/Line 2019".into()),
         license: Some("Public domain".into()),
         progress: false,
+        max_vertices: 0,
     };
     let summary = import::import_file(&store, &path, &o, &Actor::local("test")).await.unwrap();
     assert_eq!(summary.read, 679);

@@ -76,6 +76,8 @@ pub struct ImportOptions {
     pub license: Option<String>,
     /// Show a progress bar on stderr (only drawn on a terminal).
     pub progress: bool,
+    /// Most vertices in one boundary (`0` means no limit).
+    pub max_vertices: usize,
 }
 
 /// What happened to one feature that needed attention.
@@ -222,7 +224,8 @@ fn map_feature(
             if let Some(first) = strict_problems.first() {
                 return fail(first.to_string(), reports);
             }
-            match geometry::validate_strict(g, usize::MAX) {
+            let limit = if opts.max_vertices == 0 { usize::MAX } else { opts.max_vertices };
+            match geometry::validate_strict(g, limit) {
                 Ok(mp) => (mp, Vec::new()),
                 Err(e) => return fail(e.to_string(), reports),
             }

@@ -319,3 +319,56 @@ impl IndexHandle {
         self.loaded_at.load().elapsed()
     }
 }
+
+impl Snapshot {
+    /// A snapshot at `version` in which the jurisdictions named in `changed`
+    /// are replaced by the given entry (or removed, for `None`); every other
+    /// entry is reused as it is.
+    pub fn with_changes(&self, version: i64, changed: Vec<(String, Option<Arc<Entry>>)>) -> Snapshot {
+        let touched: std::collections::HashSet<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        let mut entries: Vec<Arc<Entry>> =
+            self.entries.iter().filter(|e| !touched.contains(e.record.id.as_str())).cloned().collect();
+        entries.extend(changed.into_iter().filter_map(|(_, e)| e));
+        Snapshot::build(version, entries)
+    }
+}
+
+/// Re-reads the named jurisdictions (record, boundary, endpoints) from the
+/// store and publishes a snapshot at `version` with them replaced. Boundaries
+/// that did not change keep their prepared geometry. Callers serialise writes,
+/// so snapshots are published in `seq` order.
+pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], version: i64) -> Result<(), IndexError> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = store.get_jurisdiction(id).await?;
+        let endpoints = match &row {
+            Some(_) => store.endpoints_of(id).await?,
+            None => Vec::new(),
+        };
+        rows.push((id.clone(), row, endpoints));
+    }
+    let current = handle.current();
+    let next = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
+        let mut changed = Vec::with_capacity(rows.len());
+        for (id, row, endpoints) in rows {
+            let Some(row) = row else {
+                changed.push((id, None));
+                continue;
+            };
+            let boundary = geometry::parse_stored(&row.boundary)
+                .map_err(|reason| IndexError::Boundary { id: id.clone(), reason })?;
+            let entry = match current.get(&id) {
+                Some(old) if *old.boundary == boundary => {
+                    Entry::with_prepared(row.record, old.boundary.clone(), old.prepared.clone(), endpoints)
+                }
+                _ => Entry::new(row.record, Arc::new(boundary), endpoints),
+            };
+            changed.push((id, Some(Arc::new(entry))));
+        }
+        Ok(current.with_changes(version, changed))
+    })
+    .await
+    .map_err(|e| IndexError::Task(e.to_string()))??;
+    handle.publish(next);
+    Ok(())
+}

@@ -30,6 +30,16 @@ pub enum StoreError {
     /// The database URL is not one this build understands.
     #[error("unsupported database URL `{0}` (expected sqlite:// or postgres://)")]
     UnsupportedUrl(String),
+    /// An `If-Match` precondition failed: the record changed since it was read.
+    #[error("{entity} `{id}` is at version {current}, not the version given")]
+    Stale {
+        /// Kind of record.
+        entity: &'static str,
+        /// Its key.
+        id: String,
+        /// The version in the store.
+        current: i64,
+    },
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -109,6 +119,111 @@ pub trait Store: Send + Sync + 'static {
     async fn import(&self, batch: ImportBatch, actor: &Actor, action: &str) -> StoreResult<WriteOutcome>;
     /// Sets computed parents (only where no explicit parent was given), in one transaction.
     async fn set_computed_parents(&self, parents: &[(String, Option<String>)]) -> StoreResult<WriteOutcome>;
+
+    /// One jurisdiction with its boundary.
+    async fn get_jurisdiction(&self, id: &str) -> StoreResult<Option<StoredJurisdiction>>;
+    /// One endpoint with its services.
+    async fn get_endpoint(&self, id: &str) -> StoreResult<Option<Endpoint>>;
+    /// The endpoints of one jurisdiction, with their services.
+    async fn endpoints_of(&self, jurisdiction_id: &str) -> StoreResult<Vec<Endpoint>>;
+    /// Inserts a new jurisdiction; [`StoreError::Conflict`] if the id (or ocd_id) exists.
+    async fn create_jurisdiction(&self, j: &StoredJurisdiction, actor: &Actor) -> StoreResult<WriteOutcome>;
+    /// Replaces a jurisdiction's fields and boundary, checking `expect` (If-Match) when given.
+    async fn update_jurisdiction(
+        &self,
+        j: &StoredJurisdiction,
+        expect: Option<i64>,
+        actor: &Actor,
+    ) -> StoreResult<WriteOutcome>;
+    /// Deletes a jurisdiction. Refused ([`StoreError::Conflict`]) while children or endpoints
+    /// reference it, unless `cascade`: then its endpoints are deleted and its children are
+    /// re-attached to its own parent.
+    async fn delete_jurisdiction(
+        &self,
+        id: &str,
+        cascade: bool,
+        expect: Option<i64>,
+        actor: &Actor,
+    ) -> StoreResult<WriteOutcome>;
+    /// Inserts a new endpoint with its services.
+    async fn create_endpoint(&self, e: &Endpoint, actor: &Actor) -> StoreResult<WriteOutcome>;
+    /// Replaces an endpoint's fields and services (audited as `action`), checking `expect`.
+    async fn update_endpoint(
+        &self,
+        e: &Endpoint,
+        expect: Option<i64>,
+        actor: &Actor,
+        action: &str,
+    ) -> StoreResult<WriteOutcome>;
+    /// Deletes an endpoint and its services, checking `expect`.
+    async fn delete_endpoint(&self, id: &str, expect: Option<i64>, actor: &Actor) -> StoreResult<WriteOutcome>;
+    /// Remembers an issued token (id and claims only).
+    async fn record_token(&self, t: &TokenRecord) -> StoreResult<()>;
+    /// Every recorded token, newest first, with its revocation state.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes a token id (known or not); false if it was already revoked.
+    async fn revoke_token(&self, jti: &str, reason: Option<&str>) -> StoreResult<bool>;
+    /// Whether a token id is revoked.
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// Audit entries matching the filter, oldest first.
+    async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// An issued token as recorded (never the token itself).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenRecord {
+    /// Token id (`jti`).
+    pub jti: String,
+    /// Subject.
+    pub sub: String,
+    /// Scopes as strings.
+    pub scopes: Vec<String>,
+    /// RFC 3339 issue time.
+    pub issued_at: String,
+    /// RFC 3339 expiry.
+    pub expires_at: String,
+    /// RFC 3339 revocation time, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries about this jurisdiction (or its endpoints).
+    pub jurisdiction_id: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only entries before this RFC 3339 time.
+    pub until: Option<String>,
+    /// Only entries with an id greater than this (paging).
+    pub after_id: Option<i64>,
+    /// Most entries to return.
+    pub limit: i64,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEntry {
+    /// Entry id (increasing).
+    pub id: i64,
+    /// RFC 3339 time.
+    pub at: String,
+    /// Token subject (or `cli`, `bundled`).
+    pub actor_sub: String,
+    /// Token id, for API writes.
+    pub actor_jti: Option<String>,
+    /// What was done, e.g. `endpoint.create`.
+    pub action: String,
+    /// `jurisdiction` or `endpoint`.
+    pub entity: String,
+    /// Key of the record.
+    pub entity_id: String,
+    /// The jurisdiction concerned.
+    pub jurisdiction_id: Option<String>,
+    /// The record before (JSON), if any.
+    pub before: Option<serde_json::Value>,
+    /// The record after (JSON), if any.
+    pub after: Option<serde_json::Value>,
 }
 
 /// A shared handle to whichever backend is configured.

@@ -4,7 +4,10 @@
 //! the PostgreSQL backend; migrations live in `migrations/sqlite/` and are
 //! embedded in the binary.
 
-use super::{now_rfc3339, Actor, ImportBatch, Store, StoreError, StoreResult, StoredJurisdiction, WriteOutcome};
+use super::{
+    now_rfc3339, Actor, AuditEntry, AuditFilter, ImportBatch, Store, StoreError, StoreResult, StoredJurisdiction,
+    TokenRecord, WriteOutcome,
+};
 use crate::model::{Endpoint, EndpointType, Jurisdiction, Service, Tier};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -273,6 +276,79 @@ fn conflict_or_db(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Reads a record's version inside a transaction and checks an `If-Match` precondition.
+async fn check_version(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &'static str,
+    entity: &'static str,
+    id: &str,
+    expect: Option<i64>,
+) -> StoreResult<i64> {
+    // `table` is one of our own constants, never user input.
+    let sql = match table {
+        "jurisdictions" => "select version from jurisdictions where id = ?",
+        _ => "select version from endpoints where id = ?",
+    };
+    let current: Option<i64> = sqlx::query_scalar(sql).bind(id).fetch_optional(&mut **tx).await?;
+    let current = current.ok_or_else(|| StoreError::NotFound { entity, id: id.to_owned() })?;
+    if let Some(expected) = expect {
+        if expected != current {
+            return Err(StoreError::Stale { entity, id: id.to_owned(), current });
+        }
+    }
+    Ok(current)
+}
+
+async fn fetch_jurisdiction(
+    ex: impl sqlx::Executor<'_, Database = Sqlite>,
+    id: &str,
+) -> StoreResult<Option<StoredJurisdiction>> {
+    let row = sqlx::query("select * from jurisdictions where id = ?").bind(id).fetch_optional(ex).await?;
+    row.as_ref().map(jurisdiction_from_row).transpose()
+}
+
+async fn fetch_endpoints(tx: &mut Transaction<'_, Sqlite>, filter: &str, key: &str) -> StoreResult<Vec<Endpoint>> {
+    let sql = match filter {
+        "id" => "select * from endpoints where id = ? order by id",
+        _ => "select * from endpoints where jurisdiction_id = ? order by id",
+    };
+    let rows = sqlx::query(sql).bind(key).fetch_all(&mut **tx).await?;
+    let mut endpoints = rows.iter().map(endpoint_from_row).collect::<StoreResult<Vec<_>>>()?;
+    for e in &mut endpoints {
+        let rows = sqlx::query("select * from services where endpoint_id = ? order by position, service_code")
+            .bind(&e.id)
+            .fetch_all(&mut **tx)
+            .await?;
+        e.services = rows.iter().map(|r| service_from_row(r).map(|(_, s)| s)).collect::<StoreResult<_>>()?;
+    }
+    Ok(endpoints)
+}
+
+fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
+    let json = |col: &str| -> StoreResult<Option<serde_json::Value>> {
+        let text: Option<String> = row.try_get(col)?;
+        text.map(|t| decode_json(&t, col)).transpose()
+    };
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor_sub: row.try_get("actor_sub")?,
+        actor_jti: row.try_get("actor_jti")?,
+        action: row.try_get("action")?,
+        entity: row.try_get("entity")?,
+        entity_id: row.try_get("entity_id")?,
+        jurisdiction_id: row.try_get("jurisdiction_id")?,
+        before: json("before")?,
+        after: json("after")?,
+    })
+}
+
+/// The audit form of a jurisdiction: the record without the (large) boundary,
+/// plus whether the boundary changed.
+fn audit_jurisdiction(j: &StoredJurisdiction) -> String {
+    json_text(&j.record)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -388,5 +464,300 @@ impl Store for SqliteStore {
             seq = self.latest_seq().await?;
         }
         Ok(WriteOutcome { seq })
+    }
+
+    async fn get_jurisdiction(&self, id: &str) -> StoreResult<Option<StoredJurisdiction>> {
+        fetch_jurisdiction(&self.pool, id).await
+    }
+
+    async fn get_endpoint(&self, id: &str) -> StoreResult<Option<Endpoint>> {
+        let mut tx = self.pool.begin().await?;
+        let mut found = fetch_endpoints(&mut tx, "id", id).await?;
+        tx.commit().await?;
+        Ok(found.pop())
+    }
+
+    async fn endpoints_of(&self, jurisdiction_id: &str) -> StoreResult<Vec<Endpoint>> {
+        let mut tx = self.pool.begin().await?;
+        let found = fetch_endpoints(&mut tx, "jurisdiction", jurisdiction_id).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn create_jurisdiction(&self, j: &StoredJurisdiction, actor: &Actor) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        if fetch_jurisdiction(&mut *tx, &j.record.id).await?.is_some() {
+            return Err(StoreError::Conflict(format!("jurisdiction `{}` already exists", j.record.id)));
+        }
+        upsert_jurisdiction(&mut tx, j, &at).await?;
+        let seq = log_change(&mut tx, "jurisdiction", &j.record.id, "upsert", &at).await?;
+        let after = fetch_jurisdiction(&mut *tx, &j.record.id).await?;
+        log_audit(
+            &mut tx,
+            &at,
+            actor,
+            "jurisdiction.create",
+            "jurisdiction",
+            &j.record.id,
+            Some(&j.record.id),
+            None,
+            after.as_ref().map(audit_jurisdiction),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn update_jurisdiction(
+        &self,
+        j: &StoredJurisdiction,
+        expect: Option<i64>,
+        actor: &Actor,
+    ) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        check_version(&mut tx, "jurisdictions", "jurisdiction", &j.record.id, expect).await?;
+        let before = fetch_jurisdiction(&mut *tx, &j.record.id).await?;
+        upsert_jurisdiction(&mut tx, j, &at).await?;
+        let seq = log_change(&mut tx, "jurisdiction", &j.record.id, "upsert", &at).await?;
+        let after = fetch_jurisdiction(&mut *tx, &j.record.id).await?;
+        let action = if before.as_ref().is_some_and(|b| b.boundary != j.boundary) {
+            "jurisdiction.update_boundary"
+        } else {
+            "jurisdiction.update"
+        };
+        log_audit(
+            &mut tx,
+            &at,
+            actor,
+            action,
+            "jurisdiction",
+            &j.record.id,
+            Some(&j.record.id),
+            before.as_ref().map(audit_jurisdiction),
+            after.as_ref().map(audit_jurisdiction),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn delete_jurisdiction(
+        &self,
+        id: &str,
+        cascade: bool,
+        expect: Option<i64>,
+        actor: &Actor,
+    ) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        check_version(&mut tx, "jurisdictions", "jurisdiction", id, expect).await?;
+        let before = fetch_jurisdiction(&mut *tx, id).await?;
+        let children: Vec<String> = sqlx::query_scalar("select id from jurisdictions where parent_id = ? order by id")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let endpoints = fetch_endpoints(&mut tx, "jurisdiction", id).await?;
+        if !cascade && (!children.is_empty() || !endpoints.is_empty()) {
+            return Err(StoreError::Conflict(format!(
+                "jurisdiction `{id}` still has {} child jurisdiction(s) and {} endpoint(s); delete them first or pass cascade=true",
+                children.len(),
+                endpoints.len()
+            )));
+        }
+        let mut seq = 0;
+        for e in &endpoints {
+            sqlx::query("delete from endpoints where id = ?").bind(&e.id).execute(&mut *tx).await?;
+            log_change(&mut tx, "endpoint", &e.id, "delete", &at).await?;
+            log_audit(&mut tx, &at, actor, "endpoint.delete", "endpoint", &e.id, Some(id), Some(json_text(e)), None)
+                .await?;
+        }
+        let grandparent = before.as_ref().and_then(|b| b.record.parent.clone());
+        for child in &children {
+            sqlx::query("update jurisdictions set parent_id = ?, updated_at = ?, version = version + 1 where id = ?")
+                .bind(&grandparent)
+                .bind(&at)
+                .bind(child)
+                .execute(&mut *tx)
+                .await?;
+            log_change(&mut tx, "jurisdiction", child, "upsert", &at).await?;
+        }
+        sqlx::query("delete from jurisdictions where id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or_db)?;
+        seq = seq.max(log_change(&mut tx, "jurisdiction", id, "delete", &at).await?);
+        log_audit(
+            &mut tx,
+            &at,
+            actor,
+            "jurisdiction.delete",
+            "jurisdiction",
+            id,
+            Some(id),
+            before.as_ref().map(audit_jurisdiction),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn create_endpoint(&self, e: &Endpoint, actor: &Actor) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        if !fetch_endpoints(&mut tx, "id", &e.id).await?.is_empty() {
+            return Err(StoreError::Conflict(format!("endpoint `{}` already exists", e.id)));
+        }
+        if fetch_jurisdiction(&mut *tx, &e.jurisdiction_id).await?.is_none() {
+            return Err(StoreError::NotFound { entity: "jurisdiction", id: e.jurisdiction_id.clone() });
+        }
+        upsert_endpoint(&mut tx, e, &at).await?;
+        let seq = log_change(&mut tx, "endpoint", &e.id, "upsert", &at).await?;
+        let after = fetch_endpoints(&mut tx, "id", &e.id).await?.pop();
+        log_audit(
+            &mut tx,
+            &at,
+            actor,
+            "endpoint.create",
+            "endpoint",
+            &e.id,
+            Some(&e.jurisdiction_id),
+            None,
+            after.as_ref().map(json_text),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn update_endpoint(
+        &self,
+        e: &Endpoint,
+        expect: Option<i64>,
+        actor: &Actor,
+        action: &str,
+    ) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        check_version(&mut tx, "endpoints", "endpoint", &e.id, expect).await?;
+        let before = fetch_endpoints(&mut tx, "id", &e.id).await?.pop();
+        upsert_endpoint(&mut tx, e, &at).await?;
+        let seq = log_change(&mut tx, "endpoint", &e.id, "upsert", &at).await?;
+        let after = fetch_endpoints(&mut tx, "id", &e.id).await?.pop();
+        log_audit(
+            &mut tx,
+            &at,
+            actor,
+            action,
+            "endpoint",
+            &e.id,
+            Some(&e.jurisdiction_id),
+            before.as_ref().map(json_text),
+            after.as_ref().map(json_text),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn delete_endpoint(&self, id: &str, expect: Option<i64>, actor: &Actor) -> StoreResult<WriteOutcome> {
+        let at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        check_version(&mut tx, "endpoints", "endpoint", id, expect).await?;
+        let before = fetch_endpoints(&mut tx, "id", id).await?.pop();
+        sqlx::query("delete from endpoints where id = ?").bind(id).execute(&mut *tx).await?;
+        let seq = log_change(&mut tx, "endpoint", id, "delete", &at).await?;
+        let jurisdiction = before.as_ref().map(|b| b.jurisdiction_id.clone());
+        log_audit(
+            &mut tx,
+            &at,
+            actor,
+            "endpoint.delete",
+            "endpoint",
+            id,
+            jurisdiction.as_deref(),
+            before.as_ref().map(json_text),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { seq })
+    }
+
+    async fn record_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        sqlx::query("insert into tokens (jti, sub, scopes, issued_at, expires_at) values (?, ?, ?, ?, ?)")
+            .bind(&t.jti)
+            .bind(&t.sub)
+            .bind(json_text(&t.scopes))
+            .bind(&t.issued_at)
+            .bind(&t.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_or_db)?;
+        Ok(())
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query(
+            "select t.*, r.revoked_at from tokens t left join revoked_tokens r on r.jti = t.jti
+             order by t.issued_at desc, t.jti",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let scopes: String = row.try_get("scopes")?;
+                Ok(TokenRecord {
+                    jti: row.try_get("jti")?,
+                    sub: row.try_get("sub")?,
+                    scopes: decode_json(&scopes, "scopes")?,
+                    issued_at: row.try_get("issued_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, jti: &str, reason: Option<&str>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "insert into revoked_tokens (jti, revoked_at, reason) values (?, ?, ?) on conflict (jti) do nothing",
+        )
+        .bind(jti)
+        .bind(now_rfc3339())
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar("select 1 from revoked_tokens where jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "select * from audit
+             where (?1 is null or jurisdiction_id = ?1)
+               and (?2 is null or at >= ?2)
+               and (?3 is null or at < ?3)
+               and (?4 is null or id > ?4)
+             order by id limit ?5",
+        )
+        .bind(&f.jurisdiction_id)
+        .bind(&f.since)
+        .bind(&f.until)
+        .bind(f.after_id)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
     }
 }

@@ -1,0 +1,514 @@
+//! Authenticated registry writes under `/admin/v1/`.
+//!
+//! Every handler here takes a [`Principal`] extractor as its first argument,
+//! so no admin route is open: a request without a valid, unrevoked bearer
+//! token never reaches a handler. Scopes: `admin` may do everything;
+//! `jurisdiction:X` may manage the endpoints and services of X only.
+//!
+//! Each write holds the instance's write lock, commits one store transaction
+//! (which also appends to the change log and the audit log), then publishes a
+//! new index snapshot before answering, so the next `/v1/resolve` on this
+//! instance already sees it.
+
+pub mod bodies;
+
+use crate::auth::{self, Principal};
+use crate::error::{ApiError, Json, Path, Query};
+use crate::geometry;
+use crate::import::{self, ImportOptions, OnInvalid};
+use crate::index;
+use crate::model::{Endpoint, Jurisdiction, Service};
+use crate::store::{Actor, AuditFilter, StoredJurisdiction, WriteOutcome};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use bodies::{EndpointPatch, EndpointWrite, JurisdictionFeature, JurisdictionPatch, ServiceWrite};
+use serde_json::json;
+
+/// The admin routes, to be nested at the root (paths include `/admin/v1`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/whoami", get(whoami))
+        .route("/admin/v1/jurisdictions", post(create_jurisdiction))
+        .route(
+            "/admin/v1/jurisdictions/{id}",
+            get(get_jurisdiction).patch(patch_jurisdiction).delete(delete_jurisdiction),
+        )
+        .route("/admin/v1/jurisdictions/{id}/endpoints", post(create_endpoint).get(list_endpoints))
+        .route("/admin/v1/endpoints/{id}", get(get_endpoint).patch(patch_endpoint).delete(delete_endpoint))
+        .route("/admin/v1/endpoints/{id}/services", put(replace_services))
+        .route("/admin/v1/endpoints/{id}/services/{code}", put(upsert_service).delete(delete_service))
+        .route("/admin/v1/import", post(bulk_import))
+        .route("/admin/v1/audit", get(audit))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(keys) = state.keys.as_ref() else {
+            return Err(ApiError::Unavailable(
+                "the admin API is not configured on this instance (no token keys)".into(),
+            ));
+        };
+        let token = auth::bearer_token(&parts.headers)?;
+        let principal = keys.verify(token).inspect_err(|e| tracing::debug!(reason = %e, "token refused"))?;
+        if state.store.is_revoked(&principal.jti).await? {
+            tracing::debug!(sub = %principal.sub, jti = %principal.jti, "token refused: revoked");
+            return Err(auth::AuthError::Revoked.into());
+        }
+        Ok(principal)
+    }
+}
+
+fn actor(p: &Principal) -> Actor {
+    Actor { sub: p.sub.clone(), jti: Some(p.jti.clone()) }
+}
+
+/// The `If-Match` version, if one was sent: `"7"` means version 7; `*` means any.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let v = v.to_str().map_err(|_| ApiError::field("If-Match", "If-Match must be ASCII"))?.trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let inner = v
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(|| ApiError::field("If-Match", "If-Match must be a quoted ETag such as \"3\""))?;
+    // An ETag this server never issued cannot match any version.
+    inner.parse::<i64>().map(Some).or(Ok(Some(-1)))
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// A record answer with its ETag.
+fn record(status: StatusCode, version: i64, body: serde_json::Value) -> Response {
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert(header::ETAG, etag(version));
+    res
+}
+
+/// Runs one write under the instance's write lock, then publishes a snapshot
+/// with the named jurisdictions re-read from the store.
+async fn write<F, Fut>(state: &AppState, write: F) -> Result<WriteOutcome, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(WriteOutcome, Vec<String>), ApiError>>,
+{
+    let _guard = state.write_lock.lock().await;
+    let (outcome, touched) = write().await?;
+    index::refresh(&state.index, &state.store, &touched, outcome.seq)
+        .await
+        .map_err(|e| ApiError::Internal(format!("index refresh after seq {}: {e}", outcome.seq)))?;
+    Ok(outcome)
+}
+
+async fn whoami(p: Principal) -> Json<serde_json::Value> {
+    Json(
+        json!({"sub": p.sub, "jti": p.jti, "scopes": p.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "exp": p.exp}),
+    )
+}
+
+fn jurisdiction_json(j: &StoredJurisdiction, endpoints: &[Endpoint]) -> serde_json::Value {
+    let mut v = serde_json::to_value(&j.record).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("endpoints".into(), serde_json::to_value(endpoints).unwrap_or_default());
+        obj.insert("boundary".into(), serde_json::from_str(&j.boundary).unwrap_or_default());
+    }
+    v
+}
+
+async fn load_jurisdiction(state: &AppState, id: &str) -> Result<StoredJurisdiction, ApiError> {
+    state.store.get_jurisdiction(id).await?.ok_or_else(|| ApiError::NotFound(format!("jurisdiction `{id}` not found")))
+}
+
+async fn load_endpoint(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+    state.store.get_endpoint(id).await?.ok_or_else(|| ApiError::NotFound(format!("endpoint `{id}` not found")))
+}
+
+/// Checks an explicit parent: it must exist and not be the jurisdiction itself.
+fn check_parent(state: &AppState, id: &str, parent: Option<&str>) -> Result<(), ApiError> {
+    match parent {
+        Some(p) if p == id => Err(ApiError::field("parent", "a jurisdiction cannot be its own parent")),
+        Some(p) if state.index.current().get(p).is_none() => {
+            Err(ApiError::field("parent", format!("parent `{p}` is not a known jurisdiction")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The parent derived from the current index: smallest containing
+/// jurisdiction of the nearest higher tier at an interior point.
+fn derive_parent(state: &AppState, record: &Jurisdiction, boundary: &geo::MultiPolygon<f64>) -> Option<String> {
+    let snapshot = state.index.current();
+    let pt = geometry::interior_point(boundary)?;
+    let own = record.tier.rank();
+    snapshot
+        .resolve(pt.x, pt.y)
+        .into_iter()
+        .filter(|c| c.record.tier.rank() < own && c.record.id != record.id)
+        .max_by(|a, b| {
+            (a.record.tier.rank(), -a.record.area_km2)
+                .partial_cmp(&(b.record.tier.rank(), -b.record.area_km2))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|c| c.record.id.clone())
+}
+
+async fn create_jurisdiction(
+    p: Principal,
+    State(state): State<AppState>,
+    Json(body): Json<JurisdictionFeature>,
+) -> Result<Response, ApiError> {
+    p.require_admin()?;
+    let (mut stored, boundary) = body.into_stored(state.settings.max_vertices)?;
+    check_parent(&state, &stored.record.id, stored.record.parent.as_deref())?;
+    if stored.record.parent.is_none() {
+        stored.record.parent = derive_parent(&state, &stored.record, &boundary);
+    }
+    let id = stored.record.id.clone();
+    write(&state, || async {
+        let outcome = state.store.create_jurisdiction(&stored, &actor(&p)).await?;
+        Ok((outcome, vec![id.clone()]))
+    })
+    .await?;
+    let saved = load_jurisdiction(&state, &id).await?;
+    let mut res = record(StatusCode::CREATED, saved.record.version, jurisdiction_json(&saved, &[]));
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jurisdictions/{}", urlencode(&id))) {
+        res.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(res)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+async fn get_jurisdiction(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    p.require_jurisdiction(&id)?;
+    let j = load_jurisdiction(&state, &id).await?;
+    let endpoints = state.store.endpoints_of(&id).await?;
+    Ok(record(StatusCode::OK, j.record.version, jurisdiction_json(&j, &endpoints)))
+}
+
+async fn patch_jurisdiction(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(patch): Json<JurisdictionPatch>,
+) -> Result<Response, ApiError> {
+    p.require_admin()?;
+    let expect = if_match(&headers)?;
+    let current = load_jurisdiction(&state, &id).await?;
+    let updated = patch.apply(current, state.settings.max_vertices)?;
+    check_parent(&state, &id, updated.record.parent.as_deref())?;
+    write(&state, || async {
+        let outcome = state.store.update_jurisdiction(&updated, expect, &actor(&p)).await?;
+        Ok((outcome, vec![id.clone()]))
+    })
+    .await?;
+    let saved = load_jurisdiction(&state, &id).await?;
+    let endpoints = state.store.endpoints_of(&id).await?;
+    Ok(record(StatusCode::OK, saved.record.version, jurisdiction_json(&saved, &endpoints)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteParams {
+    #[serde(default)]
+    cascade: bool,
+}
+
+async fn delete_jurisdiction(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<DeleteParams>,
+) -> Result<Response, ApiError> {
+    p.require_admin()?;
+    let expect = if_match(&headers)?;
+    let children: Vec<String> = state
+        .index
+        .current()
+        .entries()
+        .iter()
+        .filter(|e| e.record.parent.as_deref() == Some(id.as_str()))
+        .map(|e| e.record.id.clone())
+        .collect();
+    write(&state, || async {
+        let outcome = state.store.delete_jurisdiction(&id, q.cascade, expect, &actor(&p)).await?;
+        let mut touched = children;
+        touched.push(id.clone());
+        Ok((outcome, touched))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_endpoints(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    p.require_jurisdiction(&id)?;
+    load_jurisdiction(&state, &id).await?;
+    Ok(Json(json!({"items": state.store.endpoints_of(&id).await?})).into_response())
+}
+
+async fn create_endpoint(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(jurisdiction_id): Path<String>,
+    Json(body): Json<EndpointWrite>,
+) -> Result<Response, ApiError> {
+    p.require_jurisdiction(&jurisdiction_id)?;
+    load_jurisdiction(&state, &jurisdiction_id).await?;
+    let endpoint = body.into_endpoint(&jurisdiction_id)?;
+    let id = endpoint.id.clone();
+    write(&state, || async {
+        let outcome = state.store.create_endpoint(&endpoint, &actor(&p)).await?;
+        Ok((outcome, vec![jurisdiction_id.clone()]))
+    })
+    .await?;
+    let saved = load_endpoint(&state, &id).await?;
+    let mut res = record(StatusCode::CREATED, saved.version, serde_json::to_value(&saved).unwrap_or_default());
+    if let Ok(loc) = HeaderValue::from_str(&format!("/admin/v1/endpoints/{}", urlencode(&id))) {
+        res.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(res)
+}
+
+/// Loads an endpoint and checks that the principal may manage its jurisdiction.
+/// A jurisdiction token asking about another jurisdiction's endpoint gets 403,
+/// the same as for one that does not exist, so ids are not probed.
+async fn endpoint_for(p: &Principal, state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+    match state.store.get_endpoint(id).await? {
+        Some(e) => {
+            p.require_jurisdiction(&e.jurisdiction_id)?;
+            Ok(e)
+        }
+        None if p.is_admin() => Err(ApiError::NotFound(format!("endpoint `{id}` not found"))),
+        None => {
+            Err(auth::AuthError::Forbidden { needed: format!("a scope for the jurisdiction of endpoint `{id}`") }
+                .into())
+        }
+    }
+}
+
+async fn get_endpoint(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let e = endpoint_for(&p, &state, &id).await?;
+    Ok(record(StatusCode::OK, e.version, serde_json::to_value(&e).unwrap_or_default()))
+}
+
+/// Applies a change to an endpoint under If-Match and answers with the new record.
+async fn update_endpoint_with(
+    p: &Principal,
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    action: &str,
+    change: impl FnOnce(Endpoint) -> Result<Endpoint, ApiError>,
+) -> Result<Response, ApiError> {
+    let expect = if_match(headers)?;
+    let current = endpoint_for(p, state, id).await?;
+    let jurisdiction_id = current.jurisdiction_id.clone();
+    let updated = change(current)?;
+    write(state, || async {
+        let outcome = state.store.update_endpoint(&updated, expect, &actor(p), action).await?;
+        Ok((outcome, vec![jurisdiction_id.clone()]))
+    })
+    .await?;
+    let saved = load_endpoint(state, id).await?;
+    Ok(record(StatusCode::OK, saved.version, serde_json::to_value(&saved).unwrap_or_default()))
+}
+
+async fn patch_endpoint(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(patch): Json<EndpointPatch>,
+) -> Result<Response, ApiError> {
+    update_endpoint_with(&p, &state, &id, &headers, "endpoint.update", |e| patch.apply(e)).await
+}
+
+async fn delete_endpoint(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let expect = if_match(&headers)?;
+    let current = endpoint_for(&p, &state, &id).await?;
+    write(&state, || async {
+        let outcome = state.store.delete_endpoint(&id, expect, &actor(&p)).await?;
+        Ok((outcome, vec![current.jurisdiction_id.clone()]))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn replace_services(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(services): Json<Vec<ServiceWrite>>,
+) -> Result<Response, ApiError> {
+    let services = bodies::services(services, "")?;
+    update_endpoint_with(&p, &state, &id, &headers, "endpoint.services.replace", |mut e| {
+        e.services = services;
+        Ok(e)
+    })
+    .await
+}
+
+async fn upsert_service(
+    p: Principal,
+    State(state): State<AppState>,
+    Path((id, code)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(service): Json<ServiceWrite>,
+) -> Result<Response, ApiError> {
+    let mut service: Service = service.into_service("")?;
+    if service.service_code != code {
+        return Err(ApiError::field(
+            "service_code",
+            format!("body service_code `{}` differs from the path `{code}`", service.service_code),
+        ));
+    }
+    service.service_code = code;
+    update_endpoint_with(&p, &state, &id, &headers, "endpoint.services.upsert", |mut e| {
+        match e.services.iter_mut().find(|s| s.service_code == service.service_code) {
+            Some(existing) => *existing = service,
+            None => e.services.push(service),
+        }
+        Ok(e)
+    })
+    .await
+}
+
+async fn delete_service(
+    p: Principal,
+    State(state): State<AppState>,
+    Path((id, code)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    update_endpoint_with(&p, &state, &id, &headers, "endpoint.services.delete", |mut e| {
+        let before = e.services.len();
+        e.services.retain(|s| s.service_code != code);
+        if e.services.len() == before {
+            return Err(ApiError::NotFound(format!("service `{code}` not found on endpoint `{}`", e.id)));
+        }
+        Ok(e)
+    })
+    .await
+}
+
+async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    p.require_admin()?;
+    let features = import::reader::read_features_from_bytes(&body, "request body")
+        .map_err(|e| ApiError::BadRequest { code: "invalid_body", detail: e.to_string(), field: None })?;
+    // Validate everything strictly first; any problem refuses the whole import.
+    let opts = ImportOptions {
+        on_invalid: OnInvalid::Skip,
+        max_vertices: state.settings.max_vertices,
+        ..ImportOptions::default()
+    };
+    let (jurisdictions, summary) =
+        import::map_features(&features, &opts).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(first) = summary.reports.first() {
+        return Err(ApiError::BadRequest {
+            code: "invalid_feature",
+            detail: format!(
+                "{} of {} features are invalid; nothing was imported. First: {first}",
+                summary.reports.len(),
+                summary.read
+            ),
+            field: Some(format!("features[{}]", first.index)),
+        });
+    }
+    let count = jurisdictions.len();
+    let actor = actor(&p);
+    let outcome = {
+        let _guard = state.write_lock.lock().await;
+        let outcome = state
+            .store
+            .import(crate::store::ImportBatch { jurisdictions, endpoints: Vec::new() }, &actor, "import")
+            .await?;
+        let (_, seq) = import::compute_parents(&state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        let snapshot = index::load_snapshot(&state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        state.index.publish(snapshot);
+        WriteOutcome { seq: outcome.seq.max(seq) }
+    };
+    Ok((StatusCode::OK, Json(json!({"imported": count, "index_version": outcome.seq}))).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    jurisdiction: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+fn rfc3339(field: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    v.map(|t| {
+        time::OffsetDateTime::parse(&t, &Rfc3339)
+            .map_err(|_| {
+                ApiError::field(field, format!("`{field}` must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+            })
+            .and_then(|d| {
+                d.to_offset(time::UtcOffset::UTC).format(&Rfc3339).map_err(|e| ApiError::Internal(e.to_string()))
+            })
+    })
+    .transpose()
+}
+
+async fn audit(
+    p: Principal,
+    State(state): State<AppState>,
+    Query(q): Query<AuditParams>,
+) -> Result<Response, ApiError> {
+    p.require_admin()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "`limit` must be between 1 and 1000"));
+    }
+    let filter = AuditFilter {
+        jurisdiction_id: q.jurisdiction,
+        since: rfc3339("since", q.since)?,
+        until: rfc3339("until", q.until)?,
+        after_id: q.after,
+        limit,
+    };
+    let items = state.store.audit(&filter).await?;
+    let next = (items.len() as i64 == limit).then(|| items.last().map(|e| e.id)).flatten();
+    Ok(Json(json!({"items": items, "next": next})).into_response())
+}

@@ -135,6 +135,10 @@ pub struct ServeArgs {
     /// Most vertices in one boundary written through the admin API.
     #[arg(long, env = "GEOWEBDNS_MAX_VERTICES", default_value_t = 250_000)]
     pub max_vertices: usize,
+    /// How often to poll the change log for other instances' writes, in milliseconds
+    /// (PostgreSQL also pushes changes at once with LISTEN/NOTIFY).
+    #[arg(long, env = "GEOWEBDNS_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
 }
 
 /// Flags of `import`.
@@ -375,9 +379,36 @@ fn serve_keys(settings: &KeySettings) -> anyhow::Result<Keys> {
     }
 }
 
+/// Opens the store for `serve`, retrying with backoff while the database is
+/// unreachable (and saying why), so instances may start before their database.
+async fn open_store_with_retry(url: &str, bundled: bool) -> anyhow::Result<DynStore> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match prepare_store(url, bundled).await {
+            Ok(store) => return Ok(store),
+            Err(e) if is_unreachable(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether an error means the database could not be reached (worth retrying).
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    let transient =
+        |e: &sqlx::Error| matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed);
+    e.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(transient)
+            || matches!(cause.downcast_ref::<store::StoreError>(), Some(store::StoreError::Database(d)) if transient(d))
+    })
+}
+
 async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow::Result<()> {
     let keys = std::sync::Arc::new(serve_keys(key_settings).context("loading token keys")?);
-    let store = prepare_store(url, !args.no_bundled).await?;
+    let store = open_store_with_retry(url, !args.no_bundled).await?;
     let snapshot: Snapshot = index::load_snapshot(&store).await.context("building the index")?;
     let settings = Settings {
         max_batch: args.max_batch,
@@ -387,11 +418,18 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         max_vertices: args.max_vertices,
     };
     let state = AppState::new(store, std::sync::Arc::new(snapshot), settings).with_keys(keys);
+    let follower = crate::index::follower::spawn(
+        state.index.clone(),
+        state.store.clone(),
+        state.write_lock.clone(),
+        Duration::from_millis(args.poll_interval_ms.max(10)),
+    );
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, backend = state.store.backend(), "listening");
     axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    follower.abort();
     tracing::info!("stopped");
     Ok(())
 }

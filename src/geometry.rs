@@ -181,9 +181,43 @@ pub fn validate_strict(g: &geojson::Geometry, max_vertices: usize) -> Result<Mul
         return Err(GeometryError::TooManyVertices { count, limit: max_vertices });
     }
     if let Err(e) = mp.check_validation() {
-        return Err(GeometryError::Invalid(e.to_string()));
+        let near =
+            mp.0.iter().find_map(first_crossing).map(|c| format!(" near ({}, {})", c.x, c.y)).unwrap_or_default();
+        return Err(GeometryError::Invalid(format!("{e}{near}")));
     }
     Ok(mp.orient(Direction::Default))
+}
+
+/// The first point where two non-adjacent edges of a polygon's rings meet, if
+/// any: where a self-intersection (or rings touching) is, for error messages.
+/// A sweep over edges sorted by their smallest x keeps this near O(n log n).
+pub fn first_crossing(poly: &Polygon<f64>) -> Option<Coord<f64>> {
+    use geo::line_intersection::{line_intersection, LineIntersection};
+    use geo::Line;
+    // (ring, index in ring, ring length, line)
+    let mut edges: Vec<(usize, usize, usize, Line<f64>)> = Vec::new();
+    for (ri, ring) in std::iter::once(poly.exterior()).chain(poly.interiors()).enumerate() {
+        let n = ring.0.len().saturating_sub(1);
+        edges.extend(ring.lines().enumerate().map(|(i, l)| (ri, i, n, l)));
+    }
+    edges.sort_by(|a, b| a.3.start.x.min(a.3.end.x).total_cmp(&b.3.start.x.min(b.3.end.x)));
+    let adjacent = |a: &(usize, usize, usize, Line<f64>), b: &(usize, usize, usize, Line<f64>)| {
+        a.0 == b.0 && (a.1.abs_diff(b.1) == 1 || a.1.abs_diff(b.1) + 1 == a.2)
+    };
+    for (i, a) in edges.iter().enumerate() {
+        let max_x = a.3.start.x.max(a.3.end.x);
+        for b in edges[i + 1..].iter().take_while(|b| b.3.start.x.min(b.3.end.x) <= max_x) {
+            if adjacent(a, b) || (a.0 == b.0 && a.1 == b.1) {
+                continue;
+            }
+            match line_intersection(a.3, b.3) {
+                Some(LineIntersection::SinglePoint { intersection, .. }) => return Some(intersection),
+                Some(LineIntersection::Collinear { intersection }) => return Some(intersection.start),
+                None => {}
+            }
+        }
+    }
+    None
 }
 
 /// What [`repair`] did to one boundary.
@@ -359,7 +393,10 @@ mod tests {
         let short = geom(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[0,0]]]}"#);
         assert!(matches!(validate_strict(&short, 100), Err(GeometryError::RingTooShort { positions: 3, .. })));
         let bowtie = geom(r#"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#);
-        assert!(matches!(validate_strict(&bowtie, 100), Err(GeometryError::Invalid(_))));
+        match validate_strict(&bowtie, 100) {
+            Err(GeometryError::Invalid(msg)) => assert!(msg.contains("near (0.5, 0.5)"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
         let big = geom(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}"#);
         assert!(matches!(validate_strict(&big, 3), Err(GeometryError::TooManyVertices { count: 4, limit: 3 })));
     }

@@ -2,9 +2,10 @@
 //! validation, If-Match, audit, bulk import, and the whole registration flow.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
-use common::{call, call_with, get, writable, Writable};
+use common::{call, call_with, get, writable, Backend};
 use geowebdns::Settings;
 use serde_json::json;
 
@@ -38,13 +39,8 @@ fn endpoint_urls(a: &common::Answer, id: &str) -> Vec<String> {
         .collect()
 }
 
-async fn w() -> Writable {
-    writable(Settings::default()).await
-}
-
-#[tokio::test]
-async fn every_bad_token_is_a_401_with_www_authenticate() {
-    let w = w().await;
+async fn every_bad_token_is_a_401_with_www_authenticate(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let s = &w.state;
     let uri = "/admin/v1/whoami";
     // Missing, wrong scheme, garbage.
@@ -75,9 +71,8 @@ async fn every_bad_token_is_a_401_with_www_authenticate() {
     assert_eq!(a.body["sub"], "alice");
 }
 
-#[tokio::test]
-async fn revoked_tokens_stop_working_at_once() {
-    let w = w().await;
+async fn revoked_tokens_stop_working_at_once(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let token = w.token("bob", &["admin"]);
     let who = call(&w.state, "GET", "/admin/v1/whoami", Some(&token), None).await.expect(200);
     let jti = who.body["jti"].as_str().unwrap().to_owned();
@@ -86,9 +81,8 @@ async fn revoked_tokens_stop_working_at_once() {
     assert_eq!(a.body["code"], "token_revoked");
 }
 
-#[tokio::test]
-async fn jurisdiction_tokens_touch_only_their_own_entries() {
-    let w = w().await;
+async fn jurisdiction_tokens_touch_only_their_own_entries(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let s = &w.state;
     let city = w.token("bloomington", &[&format!("jurisdiction:{BLOOMINGTON}")]);
     let other = w.token("chicago", &["jurisdiction:us-place:1714000"]);
@@ -153,9 +147,8 @@ fn collection(features: &[String]) -> String {
     format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
 }
 
-#[tokio::test]
-async fn registration_flow_from_cli_token_to_resolve_and_revocation() {
-    let w = w().await;
+async fn registration_flow_from_cli_token_to_resolve_and_revocation(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let bin = env!("CARGO_BIN_EXE_geowebdns");
     let key_dir = w.key_settings.key_dir.to_str().unwrap();
     let out = std::process::Command::new(bin)
@@ -237,9 +230,8 @@ async fn registration_flow_from_cli_token_to_resolve_and_revocation() {
     assert_eq!(a.body["code"], "token_revoked");
 }
 
-#[tokio::test]
-async fn endpoint_validation_names_the_field() {
-    let w = w().await;
+async fn endpoint_validation_names_the_field(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let admin = w.token("root", &["admin"]);
     let uri = format!("/admin/v1/jurisdictions/{BLOOMINGTON}/endpoints");
     let seq0 = w.state.store.latest_seq().await.unwrap();
@@ -276,9 +268,8 @@ async fn endpoint_validation_names_the_field() {
     assert_eq!(w.state.store.latest_seq().await.unwrap(), seq0, "refused writes leave no trace");
 }
 
-#[tokio::test]
-async fn if_match_prevents_lost_updates_and_services_can_be_edited() {
-    let w = w().await;
+async fn if_match_prevents_lost_updates_and_services_can_be_edited(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let s = &w.state;
     let admin = w.token("root", &["admin"]);
     let ep = call(
@@ -345,9 +336,8 @@ async fn if_match_prevents_lost_updates_and_services_can_be_edited() {
     assert!(!endpoint_urls(&r, BLOOMINGTON).contains(&"https://311.example.org/open311/v2/".to_owned()));
 }
 
-#[tokio::test]
-async fn jurisdictions_are_validated_created_redrawn_and_deleted() {
-    let w = writable(Settings { max_vertices: 50, ..Settings::default() }).await;
+async fn jurisdictions_are_validated_created_redrawn_and_deleted(b: Backend) {
+    let Some(w) = writable(b, Settings { max_vertices: 50, ..Settings::default() }).await else { return };
     let s = &w.state;
     let admin = w.token("root", &["admin"]);
     let poly = |coords: serde_json::Value| {
@@ -398,9 +388,8 @@ async fn jurisdictions_are_validated_created_redrawn_and_deleted() {
     get(s, "/v1/jurisdictions/t:sq").await.problem(404, None);
 }
 
-#[tokio::test]
-async fn new_jurisdictions_get_a_derived_parent() {
-    let w = w().await;
+async fn new_jurisdictions_get_a_derived_parent(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let admin = w.token("root", &["admin"]);
     // A small district inside Bloomington.
     let f = json!({"type": "Feature", "properties": {"id": "t:district", "name": "Downtown district", "tier": "special_district"},
@@ -411,9 +400,8 @@ async fn new_jurisdictions_get_a_derived_parent() {
     assert_eq!(r.ids().last().map(String::as_str), Some("t:district"));
 }
 
-#[tokio::test]
-async fn audit_log_records_who_did_what() {
-    let w = w().await;
+async fn audit_log_records_who_did_what(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let s = &w.state;
     let admin = w.token("root", &["admin"]);
     let city = w.token("bloomington-it", &[&format!("jurisdiction:{BLOOMINGTON}")]);
@@ -441,9 +429,8 @@ async fn audit_log_records_who_did_what() {
     assert_eq!(none.body["items"], json!([]));
 }
 
-#[tokio::test]
-async fn bulk_import_is_all_or_nothing() {
-    let w = w().await;
+async fn bulk_import_is_all_or_nothing(b: Backend) {
+    let Some(w) = writable(b, Settings::default()).await else { return };
     let s = &w.state;
     let admin = w.token("root", &["admin"]);
     let seq0 = s.store.latest_seq().await.unwrap();
@@ -458,3 +445,16 @@ async fn bulk_import_is_all_or_nothing() {
     assert_eq!(get(s, "/v1/resolve?lat=-39.5&lon=-19.5").await.expect(200).ids(), ["t:c", "t:a"], "larger area first");
     call(s, "POST", "/admin/v1/import", Some(&admin), Some("not json")).await.problem(400, None);
 }
+
+both_backends!(
+    every_bad_token_is_a_401_with_www_authenticate,
+    revoked_tokens_stop_working_at_once,
+    jurisdiction_tokens_touch_only_their_own_entries,
+    registration_flow_from_cli_token_to_resolve_and_revocation,
+    endpoint_validation_names_the_field,
+    if_match_prevents_lost_updates_and_services_can_be_edited,
+    jurisdictions_are_validated_created_redrawn_and_deleted,
+    new_jurisdictions_get_a_derived_parent,
+    audit_log_records_who_did_what,
+    bulk_import_is_all_or_nothing,
+);

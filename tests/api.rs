@@ -2,18 +2,18 @@
 //! the bundled real data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use axum::body::Body;
 use axum::http::Request;
-use common::{get, post_json, send, state, state_with};
+use common::{get, post_json, send, state_on, Backend};
 use geowebdns::Settings;
 
 const BLOOMINGTON: &str = "lat=39.1653&lon=-86.5264";
 
-#[tokio::test]
-async fn downtown_bloomington_resolves_to_every_tier_in_order() {
-    let s = state().await;
+async fn downtown_bloomington_resolves_to_every_tier_in_order(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, &format!("/v1/resolve?{BLOOMINGTON}")).await.expect(200);
     assert_eq!(a.ids(), ["country:USA", "us-state:18", "us-county:18105", "us-place:1805860"]);
     assert_eq!(a.body["location"]["lat"], 39.1653);
@@ -36,31 +36,27 @@ async fn downtown_bloomington_resolves_to_every_tier_in_order() {
     assert_eq!(a.header("content-type"), "application/json");
 }
 
-#[tokio::test]
-async fn long_is_accepted_as_the_open311_spelling() {
-    let s = state().await;
+async fn long_is_accepted_as_the_open311_spelling(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, "/v1/resolve?lat=39.1653&long=-86.5264").await.expect(200);
     assert_eq!(a.ids().len(), 4);
 }
 
-#[tokio::test]
-async fn open_ocean_is_an_empty_list() {
-    let s = state().await;
+async fn open_ocean_is_an_empty_list(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, "/v1/resolve?lat=30.0&lon=-40.0").await.expect(200);
     assert!(a.ids().is_empty());
 }
 
-#[tokio::test]
-async fn tier_filter_keeps_only_named_tiers() {
-    let s = state().await;
+async fn tier_filter_keeps_only_named_tiers(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, &format!("/v1/resolve?{BLOOMINGTON}&tier=county,place")).await.expect(200);
     assert_eq!(a.ids(), ["us-county:18105", "us-place:1805860"]);
 }
 
-#[tokio::test]
-async fn overlapping_special_districts_are_all_returned() {
+async fn overlapping_special_districts_are_all_returned(b: Backend) {
     // Midtown Manhattan: city, county (New York County), and several NYC districts at once.
-    let s = state().await;
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, "/v1/resolve?lat=40.7549&lon=-73.9840").await.expect(200);
     let ids = a.ids();
     assert!(ids.contains(&"us-county:36061".to_owned()), "{ids:?}");
@@ -75,9 +71,8 @@ async fn overlapping_special_districts_are_all_returned() {
     assert!(tiers.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])), "{tiers:?}");
 }
 
-#[tokio::test]
-async fn bad_locations_are_problems_naming_the_field() {
-    let s = state().await;
+async fn bad_locations_are_problems_naming_the_field(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     for (query, field) in [
         ("lon=-86.5", "lat"),
         ("lat=39.1", "lon"),
@@ -98,9 +93,8 @@ async fn bad_locations_are_problems_naming_the_field() {
     get(&s, "/v1/resolve?lat=%FF&lon=1").await.problem(400, None);
 }
 
-#[tokio::test]
-async fn batch_answers_per_point_without_repeating_records() {
-    let s = state().await;
+async fn batch_answers_per_point_without_repeating_records(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let body = r#"{"points":[
         {"lat":39.1653,"lon":-86.5264,"id":"a"},
         {"lat":39.17,"long":-86.53},
@@ -121,9 +115,10 @@ async fn batch_answers_per_point_without_repeating_records() {
     assert_eq!(records["us-place:1805860"]["name"], "Bloomington");
 }
 
-#[tokio::test]
-async fn batch_refusals() {
-    let s = state_with(Settings { max_batch: 3, max_body_bytes: 2048, ..Settings::default() }).await;
+async fn batch_refusals(b: Backend) {
+    let Some(s) = state_on(b, Settings { max_batch: 3, max_body_bytes: 2048, ..Settings::default() }).await else {
+        return;
+    };
     let four = r#"{"points":[{"lat":1,"lon":1},{"lat":1,"lon":1},{"lat":1,"lon":1},{"lat":1,"lon":1}]}"#;
     let a = post_json(&s, "/v1/resolve", four).await.problem(400, Some("points"));
     assert_eq!(a.body["code"], "batch_too_large");
@@ -146,9 +141,8 @@ async fn batch_refusals() {
     a.problem(415, None);
 }
 
-#[tokio::test]
-async fn jurisdictions_list_filters_and_pages() {
-    let s = state().await;
+async fn jurisdictions_list_filters_and_pages(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, "/v1/jurisdictions?tier=county&parent=us-state:18&limit=50").await.expect(200);
     assert_eq!(a.body["total"], 92, "Indiana has 92 counties");
     let first: Vec<String> =
@@ -170,9 +164,8 @@ async fn jurisdictions_list_filters_and_pages() {
     get(&s, "/v1/jurisdictions?tier=galaxy").await.problem(400, Some("tier"));
 }
 
-#[tokio::test]
-async fn one_jurisdiction_and_its_boundary() {
-    let s = state().await;
+async fn one_jurisdiction_and_its_boundary(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     let a = get(&s, "/v1/jurisdictions/us-place:1805860").await.expect(200);
     assert_eq!(a.body["name"], "Bloomington");
     // Ids with spaces (London boroughs) work percent-encoded.
@@ -195,14 +188,27 @@ async fn one_jurisdiction_and_its_boundary() {
     get(&s, "/v1/jurisdictions/us-state:15/boundary?simplify=x").await.problem(400, Some("simplify"));
 }
 
-#[tokio::test]
-async fn health_readiness_and_unknown_routes() {
-    let s = state().await;
+async fn health_readiness_and_unknown_routes(b: Backend) {
+    let Some(s) = state_on(b, Settings::default()).await else { return };
     get(&s, "/healthz").await.expect(200);
     let r = get(&s, "/readyz").await.expect(200);
     assert_eq!(r.body["status"], "ready");
-    assert_eq!(r.body["backend"], "sqlite");
+    assert_eq!(r.body["backend"], if b == Backend::Sqlite { "sqlite" } else { "postgres" });
     assert!(r.body["index"]["jurisdictions"].as_u64().unwrap() > 8000);
     get(&s, "/nope").await.problem(404, None);
     send(&s, Request::delete("/v1/resolve").body(Body::empty()).unwrap()).await.problem(405, None);
 }
+
+both_backends!(
+    downtown_bloomington_resolves_to_every_tier_in_order,
+    long_is_accepted_as_the_open311_spelling,
+    open_ocean_is_an_empty_list,
+    tier_filter_keeps_only_named_tiers,
+    overlapping_special_districts_are_all_returned,
+    bad_locations_are_problems_naming_the_field,
+    batch_answers_per_point_without_repeating_records,
+    batch_refusals,
+    jurisdictions_list_filters_and_pages,
+    one_jurisdiction_and_its_boundary,
+    health_readiness_and_unknown_routes,
+);

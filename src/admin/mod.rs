@@ -96,16 +96,17 @@ fn record(status: StatusCode, version: i64, body: serde_json::Value) -> Response
     res
 }
 
-/// Runs one write under the instance's write lock, then publishes a snapshot
-/// with the named jurisdictions re-read from the store.
+/// Runs one write under the instance's write lock, then applies the change
+/// log up to (at least) that write, so the answer's effects are visible here
+/// before the response leaves.
 async fn write<F, Fut>(state: &AppState, write: F) -> Result<WriteOutcome, ApiError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<(WriteOutcome, Vec<String>), ApiError>>,
+    Fut: std::future::Future<Output = Result<WriteOutcome, ApiError>>,
 {
     let _guard = state.write_lock.lock().await;
-    let (outcome, touched) = write().await?;
-    index::refresh(&state.index, &state.store, &touched, outcome.seq)
+    let outcome = write().await?;
+    index::follower::catch_up(&state.index, &state.store)
         .await
         .map_err(|e| ApiError::Internal(format!("index refresh after seq {}: {e}", outcome.seq)))?;
     Ok(outcome)
@@ -177,7 +178,7 @@ async fn create_jurisdiction(
     let id = stored.record.id.clone();
     write(&state, || async {
         let outcome = state.store.create_jurisdiction(&stored, &actor(&p)).await?;
-        Ok((outcome, vec![id.clone()]))
+        Ok(outcome)
     })
     .await?;
     let saved = load_jurisdiction(&state, &id).await?;
@@ -222,7 +223,7 @@ async fn patch_jurisdiction(
     check_parent(&state, &id, updated.record.parent.as_deref())?;
     write(&state, || async {
         let outcome = state.store.update_jurisdiction(&updated, expect, &actor(&p)).await?;
-        Ok((outcome, vec![id.clone()]))
+        Ok(outcome)
     })
     .await?;
     let saved = load_jurisdiction(&state, &id).await?;
@@ -246,21 +247,7 @@ async fn delete_jurisdiction(
 ) -> Result<Response, ApiError> {
     p.require_admin()?;
     let expect = if_match(&headers)?;
-    let children: Vec<String> = state
-        .index
-        .current()
-        .entries()
-        .iter()
-        .filter(|e| e.record.parent.as_deref() == Some(id.as_str()))
-        .map(|e| e.record.id.clone())
-        .collect();
-    write(&state, || async {
-        let outcome = state.store.delete_jurisdiction(&id, q.cascade, expect, &actor(&p)).await?;
-        let mut touched = children;
-        touched.push(id.clone());
-        Ok((outcome, touched))
-    })
-    .await?;
+    write(&state, || async { Ok(state.store.delete_jurisdiction(&id, q.cascade, expect, &actor(&p)).await?) }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -286,7 +273,7 @@ async fn create_endpoint(
     let id = endpoint.id.clone();
     write(&state, || async {
         let outcome = state.store.create_endpoint(&endpoint, &actor(&p)).await?;
-        Ok((outcome, vec![jurisdiction_id.clone()]))
+        Ok(outcome)
     })
     .await?;
     let saved = load_endpoint(&state, &id).await?;
@@ -333,12 +320,10 @@ async fn update_endpoint_with(
     change: impl FnOnce(Endpoint) -> Result<Endpoint, ApiError>,
 ) -> Result<Response, ApiError> {
     let expect = if_match(headers)?;
-    let current = endpoint_for(p, state, id).await?;
-    let jurisdiction_id = current.jurisdiction_id.clone();
-    let updated = change(current)?;
+    let updated = change(endpoint_for(p, state, id).await?)?;
     write(state, || async {
         let outcome = state.store.update_endpoint(&updated, expect, &actor(p), action).await?;
-        Ok((outcome, vec![jurisdiction_id.clone()]))
+        Ok(outcome)
     })
     .await?;
     let saved = load_endpoint(state, id).await?;
@@ -362,10 +347,11 @@ async fn delete_endpoint(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let expect = if_match(&headers)?;
-    let current = endpoint_for(&p, &state, &id).await?;
+    // Checks the scope (and existence) before deleting.
+    endpoint_for(&p, &state, &id).await?;
     write(&state, || async {
         let outcome = state.store.delete_endpoint(&id, expect, &actor(&p)).await?;
-        Ok((outcome, vec![current.jurisdiction_id.clone()]))
+        Ok(outcome)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -460,8 +446,7 @@ async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -
             .import(crate::store::ImportBatch { jurisdictions, endpoints: Vec::new() }, &actor, "import")
             .await?;
         let (_, seq) = import::compute_parents(&state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        let snapshot = index::load_snapshot(&state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.index.publish(snapshot);
+        index::follower::catch_up(&state.index, &state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
         WriteOutcome { seq: outcome.seq.max(seq) }
     };
     Ok((StatusCode::OK, Json(json!({"imported": count, "index_version": outcome.seq}))).into_response())

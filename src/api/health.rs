@@ -48,7 +48,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             tracing::warn!(%reason, "readiness: store unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "store_unavailable", "backend": state.store.backend(), "index_version": snapshot.version(), "index": stats}),
+                json!({"status": "stale", "reason": "store unreachable: answering from the last snapshot", "backend": state.store.backend(), "index_version": snapshot.version(), "index": stats}),
             )
         }
     };

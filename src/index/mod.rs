@@ -20,6 +20,7 @@
 //! Border rule: a point on a boundary edge or vertex counts as inside (like
 //! PostGIS `ST_Covers`), so a point on a shared border resolves to both sides.
 
+pub mod follower;
 pub mod prepared;
 pub mod spatial;
 

@@ -6,6 +6,7 @@
 //! The backend is chosen once from the database URL scheme by [`connect`].
 //! This module must not know about HTTP or the index.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::model::{Endpoint, Jurisdiction};
@@ -167,6 +168,33 @@ pub trait Store: Send + Sync + 'static {
     async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Audit entries matching the filter, oldest first.
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Change-log rows with `seq > after`, in `seq` order, at most `limit`.
+    async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>> {
+        let _ = (after, limit);
+        Err(StoreError::Corrupt(format!("{} does not implement changes_since", self.backend())))
+    }
+
+    /// A stream of change notifications (the new `seq`), for backends that push
+    /// them (PostgreSQL LISTEN/NOTIFY). `None`: the follower polls only.
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<i64>>> {
+        Ok(None)
+    }
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// Sequence number (the index version after this change).
+    pub seq: i64,
+    /// `jurisdiction` or `endpoint`.
+    pub entity: String,
+    /// Key of the record.
+    pub entity_id: String,
+    /// `upsert` or `delete`.
+    pub op: String,
+    /// RFC 3339 time.
+    pub at: String,
 }
 
 /// An issued token as recorded (never the token itself).
@@ -233,6 +261,8 @@ pub type DynStore = Arc<dyn Store>;
 pub async fn connect(url: &str) -> StoreResult<DynStore> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

@@ -5,8 +5,8 @@
 //! embedded in the binary.
 
 use super::{
-    now_rfc3339, Actor, AuditEntry, AuditFilter, ImportBatch, Store, StoreError, StoreResult, StoredJurisdiction,
-    TokenRecord, WriteOutcome,
+    now_rfc3339, Actor, AuditEntry, AuditFilter, Change, ImportBatch, Store, StoreError, StoreResult,
+    StoredJurisdiction, TokenRecord, WriteOutcome,
 };
 use crate::model::{Endpoint, EndpointType, Jurisdiction, Service, Tier};
 use async_trait::async_trait;
@@ -759,5 +759,24 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>> {
+        let rows = sqlx::query("select seq, entity, entity_id, op, at from changes where seq > ? order by seq limit ?")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Change {
+                    seq: r.try_get("seq")?,
+                    entity: r.try_get("entity")?,
+                    entity_id: r.try_get("entity_id")?,
+                    op: r.try_get("op")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
     }
 }

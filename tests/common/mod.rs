@@ -10,6 +10,17 @@ use http_body_util::BodyExt;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
+pub mod pg;
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
 /// The bundled data imported into a SQLite file once per test binary.
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -21,26 +32,182 @@ pub struct Fixture {
 
 static FIXTURE: OnceLock<Fixture> = OnceLock::new();
 
-/// Imports the bundled data (once) on a private runtime in its own thread, so
-/// that every `#[tokio::test]` can share the result.
+/// Runs `f` to completion on a private runtime in its own thread (for set-up
+/// shared by every `#[tokio::test]` of a binary, each with its own runtime).
+fn on_own_runtime<T: Send + 'static, F: std::future::Future<Output = T>>(f: impl FnOnce() -> F + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(f())
+    })
+    .join()
+    .expect("set-up thread")
+}
+
+/// Imports the bundled data into SQLite (once).
 pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("fixture.db").display());
-                let store = geowebdns::cli::prepare_store(&url, true).await.unwrap();
-                let snapshot = index::load_snapshot(&store).await.unwrap();
-                Fixture { _dir: dir, url, snapshot: Arc::new(snapshot) }
-            })
+        on_own_runtime(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("fixture.db").display());
+            let store = geowebdns::cli::prepare_store(&url, true).await.unwrap();
+            let snapshot = index::load_snapshot(&store).await.unwrap();
+            Fixture { _dir: dir, url, snapshot: Arc::new(snapshot) }
         })
-        .join()
-        .expect("fixture thread")
     })
 }
 
-/// App state over the shared bundled fixture.
+/// The bundled data in a PostgreSQL template database, reused across runs
+/// while the data and migrations are unchanged; `None` when PostgreSQL is not
+/// reachable (outside CI).
+pub struct PgFixture {
+    /// Name of the template database.
+    pub template: String,
+    /// The snapshot built from it.
+    pub snapshot: Arc<Snapshot>,
+}
+
+static PG_FIXTURE: OnceLock<Option<PgFixture>> = OnceLock::new();
+
+fn pg_fixture() -> Option<&'static PgFixture> {
+    PG_FIXTURE
+        .get_or_init(|| {
+            on_own_runtime(|| async {
+                use sqlx::Connection;
+                use std::hash::{Hash, Hasher};
+                // Probe (and skip loudly) the same way as every PostgreSQL test.
+                let probe = pg::create_pg_database().await?;
+                drop(probe);
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                for f in geowebdns::import::bundled::FILES {
+                    f.bytes.hash(&mut h);
+                }
+                geowebdns::import::bundled::ENDPOINTS_JSON.hash(&mut h);
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+                let mut migrations: Vec<_> =
+                    std::fs::read_dir(root.join("migrations/postgres")).unwrap().map(|e| e.unwrap().path()).collect();
+                migrations.sort();
+                for m in migrations {
+                    std::fs::read(m).unwrap().hash(&mut h);
+                }
+                let template = format!("gwd_fixture_{:016x}", h.finish());
+                let admin = pg::postgres_server_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                let exists: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
+                    .bind(&template)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .unwrap();
+                if exists.is_none() {
+                    // Build under a temporary name, then rename: a half-built template is never reused.
+                    let db = pg::create_pg_database().await.unwrap();
+                    let store = geowebdns::cli::prepare_store(&db.url, true).await.unwrap();
+                    drop(store);
+                    let stale: Vec<String> =
+                        sqlx::query_scalar("select datname from pg_database where datname like 'gwd_fixture_%'")
+                            .fetch_all(&mut conn)
+                            .await
+                            .unwrap();
+                    for old in stale {
+                        let _ = sqlx::raw_sql(&format!("drop database if exists {old} with (force)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                    sqlx::raw_sql(&format!(
+                        "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{}'",
+                        db.name
+                    ))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                    sqlx::raw_sql(&format!("alter database {} rename to {template}", db.name))
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    std::mem::forget(db);
+                }
+                conn.close().await.unwrap();
+                let copy = pg::copy_pg_database(&template).await;
+                let store = geowebdns::store::connect(&copy.url).await.unwrap();
+                let snapshot = index::load_snapshot(&store).await.unwrap();
+                drop(store);
+                Some(PgFixture { template, snapshot: Arc::new(snapshot) })
+            })
+        })
+        .as_ref()
+}
+
+/// App state plus what must outlive it (a temporary directory or database).
+pub struct TestState {
+    pub state: AppState,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<pg::PgDatabase>,
+}
+
+impl std::ops::Deref for TestState {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.state
+    }
+}
+
+/// A private, writable copy of the bundled data on `backend`; `None` when that
+/// backend is not available here (PostgreSQL outside CI, after a warning).
+pub async fn state_on(backend: Backend, settings: Settings) -> Option<TestState> {
+    match backend {
+        Backend::Sqlite => {
+            let f = fixture();
+            let dir = tempfile::tempdir().unwrap();
+            let src = f.url.trim_start_matches("sqlite://").to_owned();
+            let dst = dir.path().join("copy.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let from = format!("{src}{suffix}");
+                if std::path::Path::new(&from).exists() {
+                    std::fs::copy(&from, format!("{}{suffix}", dst.display())).unwrap();
+                }
+            }
+            let url = format!("sqlite://{}", dst.display());
+            let store = geowebdns::store::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            let state = AppState::new(store, f.snapshot.clone(), settings);
+            Some(TestState { state, url, _dir: Some(dir), _db: None })
+        }
+        Backend::Postgres => {
+            let f = pg_fixture()?;
+            let db = pg::copy_pg_database(&f.template).await;
+            let store = geowebdns::store::connect(&db.url).await.unwrap();
+            store.migrate().await.unwrap();
+            let state = AppState::new(store, f.snapshot.clone(), settings);
+            Some(TestState { state, url: db.url.clone(), _dir: None, _db: Some(db) })
+        }
+    }
+}
+
+/// Generates `sqlite::<name>` and `postgres::<name>` tests from bodies
+/// `async fn name(b: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// App state over the shared bundled fixture (SQLite).
 pub async fn state_with(settings: Settings) -> AppState {
     let f = fixture();
     let store = geowebdns::store::connect(&f.url).await.unwrap();
@@ -127,35 +294,25 @@ pub async fn post_json(state: &AppState, uri: &str, body: &str) -> Answer {
     .await
 }
 
-/// A writable copy of the bundled fixture database plus token keys, for admin tests.
+/// A writable copy of the bundled data plus token keys, for admin tests.
 pub struct Writable {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub key_settings: geowebdns::auth::KeySettings,
     pub keys: Arc<geowebdns::auth::Keys>,
     pub state: AppState,
+    _test: TestState,
 }
 
-/// Copies the fixture database (and its WAL) into a fresh directory, creates an
-/// Ed25519 key pair there, and builds app state with the admin API enabled.
-pub async fn writable(settings: Settings) -> Writable {
-    let f = fixture();
+/// A private copy of the bundled data on `backend` with an Ed25519 key pair and
+/// the admin API enabled; `None` when the backend is not available here.
+pub async fn writable(backend: Backend, settings: Settings) -> Option<Writable> {
+    let test = state_on(backend, settings).await?;
     let dir = tempfile::tempdir().unwrap();
-    let src = f.url.trim_start_matches("sqlite://").to_owned();
-    let dst = dir.path().join("admin.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let from = format!("{src}{suffix}");
-        if std::path::Path::new(&from).exists() {
-            std::fs::copy(&from, format!("{}{suffix}", dst.display())).unwrap();
-        }
-    }
-    let url = format!("sqlite://{}", dst.display());
     let key_settings = geowebdns::auth::KeySettings { key_dir: dir.path().join("keys"), ..Default::default() };
     let keys = Arc::new(geowebdns::auth::Keys::load_or_create(&key_settings).unwrap());
-    let store = geowebdns::store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let state = AppState::new(store, f.snapshot.clone(), settings).with_keys(keys.clone());
-    Writable { dir, url, key_settings, keys, state }
+    let state = test.state.clone().with_keys(keys.clone());
+    Some(Writable { dir, url: test.url.clone(), key_settings, keys, state, _test: test })
 }
 
 impl Writable {

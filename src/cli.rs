@@ -65,27 +65,28 @@ pub enum TokenCommand {
     /// Create the Ed25519 key pair in the key directory.
     Keygen {
         /// Replace an existing key pair (every token issued with it stops working).
-        #[arg(long)]
+        #[arg(long, env = "GEOWEBDNS_KEYGEN_FORCE")]
         force: bool,
     },
     /// Issue a token and print it on stdout (and nothing else).
     Issue {
         /// Scope: `admin` or `jurisdiction:<id>`; repeat for several.
-        #[arg(long = "scope", required = true)]
+        #[arg(long = "scope", required = true, env = "GEOWEBDNS_TOKEN_SCOPES", value_delimiter = ',')]
         scopes: Vec<String>,
         /// Lifetime, e.g. `30m`, `1h`, `7d`.
-        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        #[arg(long, env = "GEOWEBDNS_TOKEN_TTL", default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
         /// Who the token is for (recorded in the audit log).
-        #[arg(long)]
+        #[arg(long, env = "GEOWEBDNS_TOKEN_SUB")]
         sub: String,
     },
     /// Revoke a token by its id (`jti`); takes effect at once.
     Revoke {
         /// The token id.
+        #[arg(env = "GEOWEBDNS_REVOKE_JTI")]
         jti: String,
         /// Why (kept with the revocation).
-        #[arg(long)]
+        #[arg(long, env = "GEOWEBDNS_REVOKE_REASON")]
         reason: Option<String>,
     },
     /// List issued tokens (ids and claims, never the tokens themselves).
@@ -145,7 +146,7 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The file to import. Omit it with `--bundled`.
-    #[arg(required_unless_present = "bundled")]
+    #[arg(required_unless_present = "bundled", env = "GEOWEBDNS_IMPORT_FILE")]
     pub file: Option<PathBuf>,
     /// Import the bundled data set (boundaries/ and its Open311 servers).
     #[arg(long, env = "GEOWEBDNS_IMPORT_BUNDLED", conflicts_with = "file")]
@@ -178,7 +179,7 @@ pub struct ImportArgs {
     #[arg(long, env = "GEOWEBDNS_LICENSE")]
     pub license: Option<String>,
     /// Print the summary as JSON.
-    #[arg(long)]
+    #[arg(long, env = "GEOWEBDNS_IMPORT_JSON")]
     pub json: bool,
 }
 
@@ -190,13 +191,13 @@ fn parse_tier(s: &str) -> Result<Tier, String> {
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
     /// Latitude.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, env = "GEOWEBDNS_LAT")]
     pub lat: f64,
     /// Longitude.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, env = "GEOWEBDNS_LON")]
     pub lon: f64,
     /// Comma-separated tier filter.
-    #[arg(long)]
+    #[arg(long, env = "GEOWEBDNS_RESOLVE_TIER")]
     pub tier: Option<String>,
 }
 
@@ -451,4 +452,49 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every flag and argument of every subcommand can also come from a `GEOWEBDNS_*` variable.
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                match arg.get_env() {
+                    Some(env) if env.to_string_lossy().starts_with("GEOWEBDNS_") => {}
+                    _ => missing.push(format!("{path} {id}")),
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "geowebdns", &mut missing);
+        assert!(missing.is_empty(), "flags without GEOWEBDNS_* variables: {missing:?}");
+    }
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("400d").is_err());
+    }
 }

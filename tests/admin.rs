@@ -443,6 +443,14 @@ async fn bulk_import_is_all_or_nothing(b: Backend) {
     let a = call(s, "POST", "/admin/v1/import", Some(&admin), Some(&good)).await.expect(200);
     assert_eq!(a.body["imported"], 2);
     assert_eq!(get(s, "/v1/resolve?lat=-39.5&lon=-19.5").await.expect(200).ids(), ["t:c", "t:a"], "larger area first");
+    // A county drawn around both: they are re-parented in the same import.
+    let seq1 = s.store.latest_seq().await.unwrap();
+    let county = json!({"type": "Feature", "properties": {"id": "t:county", "name": "County", "tier": "county"},
+        "geometry": {"type": "Polygon", "coordinates": [[[-21, -41], [-10, -41], [-10, -30], [-21, -30], [-21, -41]]]}});
+    call(s, "POST", "/admin/v1/import", Some(&admin), Some(&collection(&[county.to_string()]))).await.expect(200);
+    assert_eq!(get(s, "/v1/jurisdictions/t:a").await.expect(200).body["parent"], "t:county");
+    assert_eq!(get(s, "/v1/jurisdictions/t:c").await.expect(200).body["parent"], "t:county");
+    assert_eq!(s.store.latest_seq().await.unwrap(), seq1 + 3, "one change per record, one transaction");
     call(s, "POST", "/admin/v1/import", Some(&admin), Some("not json")).await.problem(400, None);
 }
 

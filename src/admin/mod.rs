@@ -439,16 +439,22 @@ async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -
     }
     let count = jurisdictions.len();
     let actor = actor(&p);
-    let outcome = {
-        let _guard = state.write_lock.lock().await;
-        let outcome = state
+    let outcome = write(&state, || async {
+        // Parents (of the new jurisdictions, and of existing ones that now sit
+        // inside a new one) are planned first so the import is one transaction.
+        let current = state.index.current();
+        let batch = tokio::task::spawn_blocking(move || import::plan_import(&current, jurisdictions))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let reparented = batch.len() - count;
+        tracing::info!(imported = count, reparented, "bulk import");
+        Ok(state
             .store
-            .import(crate::store::ImportBatch { jurisdictions, endpoints: Vec::new() }, &actor, "import")
-            .await?;
-        let (_, seq) = import::compute_parents(&state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        index::follower::catch_up(&state.index, &state.store).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        WriteOutcome { seq: outcome.seq.max(seq) }
-    };
+            .import(crate::store::ImportBatch { jurisdictions: batch, endpoints: Vec::new() }, &actor, "import")
+            .await?)
+    })
+    .await?;
     Ok((StatusCode::OK, Json(json!({"imported": count, "index_version": outcome.seq}))).into_response())
 }
 

@@ -356,43 +356,75 @@ pub async fn import_features(
     Ok(summary)
 }
 
-/// Derives every parent not given explicitly: the smallest containing
-/// jurisdiction of the nearest higher tier at an interior point of the
-/// boundary. Returns how many parents changed and the seq after the write.
+/// The parent each jurisdiction of `snapshot` should have (unless its parent
+/// was given explicitly), where it differs from its current one: the smallest
+/// containing jurisdiction of the nearest higher tier at an interior point of
+/// its boundary.
+pub fn derive_parents(snapshot: &Snapshot) -> Vec<(String, Option<String>)> {
+    let mut slots = Vec::new();
+    let mut changes = Vec::new();
+    for entry in snapshot.entries() {
+        if entry.record.parent_override {
+            continue;
+        }
+        let own = entry.record.tier.rank();
+        let parent = geometry::interior_point(&entry.boundary).and_then(|pt| {
+            snapshot.resolve_into(pt.x, pt.y, &mut slots);
+            slots
+                .iter()
+                .filter_map(|&s| snapshot.entry(s))
+                .filter(|c| c.record.tier.rank() < own)
+                // Nearest higher tier first, then the smallest area.
+                .max_by(|a, b| {
+                    (a.record.tier.rank(), -a.record.area_km2)
+                        .partial_cmp(&(b.record.tier.rank(), -b.record.area_km2))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+                .map(|c| c.record.id.clone())
+        });
+        if parent != entry.record.parent {
+            changes.push((entry.record.id.clone(), parent));
+        }
+    }
+    changes
+}
+
+/// Plans a bulk import against the current snapshot so that it can be
+/// written in ONE transaction: the new jurisdictions with their derived
+/// parents, plus every existing jurisdiction whose derived parent changes
+/// because of them (e.g. places inside a newly imported county).
+pub fn plan_import(current: &Snapshot, new: Vec<StoredJurisdiction>) -> Result<Vec<StoredJurisdiction>, ImportError> {
+    let mut changed = Vec::with_capacity(new.len());
+    for j in &new {
+        let boundary = geometry::parse_stored(&j.boundary).map_err(ImportError::Index)?;
+        let entry = crate::index::Entry::new(j.record.clone(), std::sync::Arc::new(boundary), Vec::new());
+        changed.push((j.record.id.clone(), Some(std::sync::Arc::new(entry))));
+    }
+    let planned = current.with_changes(current.version(), changed);
+    let mut batch = new;
+    let position: std::collections::HashMap<String, usize> =
+        batch.iter().enumerate().map(|(i, j)| (j.record.id.clone(), i)).collect();
+    for (id, parent) in derive_parents(&planned) {
+        if let Some(&i) = position.get(&id) {
+            batch[i].record.parent = parent;
+        } else if let Some(entry) = planned.get(&id) {
+            let mut record = entry.record.clone();
+            record.parent = parent;
+            batch
+                .push(StoredJurisdiction { record, boundary: geometry::to_geojson_value(&entry.boundary).to_string() });
+        }
+    }
+    Ok(batch)
+}
+
+/// Derives every parent not given explicitly (see [`derive_parents`]) over the
+/// whole store and writes the changes. Returns how many parents changed and
+/// the seq after the write.
 pub async fn compute_parents(store: &DynStore) -> Result<(usize, i64), ImportError> {
     let rows = store.load_jurisdictions().await?;
     let parents = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Option<String>)>, ImportError> {
-        let current: Vec<(String, Option<String>, bool)> =
-            rows.iter().map(|r| (r.record.id.clone(), r.record.parent.clone(), r.record.parent_override)).collect();
         let entries = entries_from_rows(rows, Vec::new()).map_err(|e| ImportError::Index(e.to_string()))?;
-        let snapshot = Snapshot::build(0, entries);
-        let mut slots = Vec::new();
-        let mut changes = Vec::new();
-        for (id, old_parent, overridden) in current {
-            if overridden {
-                continue;
-            }
-            let Some(entry) = snapshot.get(&id) else { continue };
-            let parent = geometry::interior_point(&entry.boundary).and_then(|pt| {
-                snapshot.resolve_into(pt.x, pt.y, &mut slots);
-                let own = entry.record.tier.rank();
-                slots
-                    .iter()
-                    .filter_map(|&s| snapshot.entry(s))
-                    .filter(|c| c.record.tier.rank() < own)
-                    // Nearest higher tier first, then the smallest area.
-                    .max_by(|a, b| {
-                        (a.record.tier.rank(), -a.record.area_km2)
-                            .partial_cmp(&(b.record.tier.rank(), -b.record.area_km2))
-                            .unwrap_or(std::cmp::Ordering::Equal)
-                    })
-                    .map(|c| c.record.id.clone())
-            });
-            if parent != old_parent {
-                changes.push((id, parent));
-            }
-        }
-        Ok(changes)
+        Ok(derive_parents(&Snapshot::build(0, entries)))
     })
     .await
     .map_err(|e| ImportError::Index(e.to_string()))??;

@@ -2,55 +2,20 @@
 //! database; it must migrate, import the bundled data and answer over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[macro_use]
+mod common;
 
-/// Kills the server when the test ends, whatever happens.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `geowebdns serve` on port 0 and reads the bound address from its log.
-fn start(db: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_geowebdns"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("GEOWEBDNS_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("GEOWEBDNS_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start geowebdns");
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(240)).expect("server reported its address");
-    (server, addr)
-}
+use std::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_bundled_data_from_a_fresh_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("e2e.db");
     let started = Instant::now();
-    let (_server, addr) = start(&db);
-    eprintln!("server up at {addr} after {:?}", started.elapsed());
+    let server = common::server::serve(&format!("sqlite://{}", db.display()), &dir.path().join("keys"), &[]);
+    eprintln!("server up at {} after {:?}", server.base, started.elapsed());
     let client = reqwest::Client::new();
-    let base = format!("http://{addr}");
+    let base = server.base.clone();
 
     let ready: serde_json::Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");

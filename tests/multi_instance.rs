@@ -4,44 +4,13 @@
 //! when a server is reachable (see `tests/common/pg.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::server::serve;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(url: &str, key_dir: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_geowebdns"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval-ms", "200"])
-        .env("GEOWEBDNS_DATABASE_URL", url)
-        .env("GEOWEBDNS_KEY_DIR", key_dir)
-        .env("GEOWEBDNS_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(300)).expect("server address");
-    (Server(child), format!("http://{addr}"))
-}
 
 fn issue_token(url: &str, key_dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_geowebdns"))
@@ -71,8 +40,9 @@ async fn within(client: &reqwest::Client, base: &str, limit: Duration, pred: imp
 }
 
 async fn writes_on_one_instance_show_on_the_other(url: &str, key_dir: &Path) {
-    let (_a, a) = serve(url, key_dir);
-    let (_b, b) = serve(url, key_dir);
+    let server_a = serve(url, key_dir, &["--poll-interval-ms", "200"]);
+    let server_b = serve(url, key_dir, &["--poll-interval-ms", "200"]);
+    let (a, b) = (server_a.base.clone(), server_b.base.clone());
     let token = issue_token(url, key_dir);
     let client = reqwest::Client::new();
     let marker = "https://multi.example.org/open311/v2/";

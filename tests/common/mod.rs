@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
 pub mod pg;
+pub mod server;
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,8 +50,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run database migrations and exit.
     Migrate,
-    /// Import boundaries from a GeoJSON FeatureCollection (.geojson, .gz) or a zipped Shapefile.
+    /// Import boundaries from a GeoJSON FeatureCollection (.geojson, .gz) or a zipped Shapefile,
+    /// or restore a registry written by `export`.
     Import(ImportArgs),
+    /// Write the whole registry (jurisdictions, boundaries, endpoints, services) as one
+    /// GeoJSON FeatureCollection that `import` restores, on any backend.
+    Export(ExportArgs),
     /// Resolve one point offline, against the store, and print the JSON answer.
     Resolve(ResolveArgs),
     /// Create, issue, revoke and list admin API tokens.
@@ -145,7 +149,8 @@ pub struct ServeArgs {
 /// Flags of `import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The file to import. Omit it with `--bundled`.
+    /// The file to import. Omit it with `--bundled`. A file written by `export` is recognised
+    /// and restored as exported (the mapping and invalid-geometry flags do not apply to it).
     #[arg(required_unless_present = "bundled", env = "GEOWEBDNS_IMPORT_FILE")]
     pub file: Option<PathBuf>,
     /// Import the bundled data set (boundaries/ and its Open311 servers).
@@ -181,6 +186,15 @@ pub struct ImportArgs {
     /// Print the summary as JSON.
     #[arg(long, env = "GEOWEBDNS_IMPORT_JSON")]
     pub json: bool,
+}
+
+/// Flags of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to FILE instead of stdout (gzip-compressed when it ends in `.gz`). The file is
+    /// written beside it first and renamed into place once complete.
+    #[arg(long, short = 'o', env = "GEOWEBDNS_EXPORT_OUTPUT", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
@@ -229,6 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => run_import(&cli.database_url, args).await,
+        Command::Export(args) => run_export(&cli.database_url, args).await,
         Command::Resolve(args) => {
             let store = open_store(&cli.database_url).await?;
             let snapshot = index::load_snapshot(&store).await?;
@@ -276,9 +291,13 @@ async fn run_import(url: &str, args: ImportArgs) -> anyhow::Result<()> {
             progress: true,
             max_vertices: 0,
         };
-        import::import_file(&store, &path, &opts, &Actor::local("cli"))
+        let done = import::import_path(&store, &path, &opts, &Actor::local("cli"))
             .await
-            .with_context(|| format!("importing {}", path.display()))?
+            .with_context(|| format!("importing {}", path.display()))?;
+        match done {
+            import::FileImport::Features(summary) => summary,
+            import::FileImport::Dump(restored) => return print_restore(&path, &restored, args.json),
+        }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -297,6 +316,88 @@ async fn run_import(url: &str, args: ImportArgs) -> anyhow::Result<()> {
             summary.seq
         );
     }
+    Ok(())
+}
+
+fn print_restore(path: &std::path::Path, r: &crate::export::RestoreSummary, json: bool) -> anyhow::Result<()> {
+    if r.existing_before > 0 {
+        eprintln!(
+            "note: the store already held {} jurisdictions: those with ids in the export were replaced, the \
+             others kept",
+            r.existing_before
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        let from = match (r.source_seq, &r.exported_at) {
+            (Some(seq), Some(at)) => format!(" (exported at {at}, source seq {seq})"),
+            (Some(seq), None) => format!(" (source seq {seq})"),
+            (None, Some(at)) => format!(" (exported at {at})"),
+            (None, None) => String::new(),
+        };
+        println!(
+            "restored export {}{from}: {} jurisdictions, {} endpoints, {} services; parents kept as exported; \
+             index version {}",
+            path.display(),
+            r.jurisdictions,
+            r.endpoints,
+            r.services,
+            r.seq
+        );
+    }
+    Ok(())
+}
+
+async fn run_export(url: &str, args: ExportArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = open_store(url).await?;
+    let Some(path) = args.output else {
+        let summary = crate::export::export(&store, std::io::stdout()).await.context("exporting to stdout")?;
+        eprintln!(
+            "exported {} jurisdictions, {} endpoints, {} services (seq {})",
+            summary.jurisdictions, summary.endpoints, summary.services, summary.seq
+        );
+        return Ok(());
+    };
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    anyhow::ensure!(!file_name.is_empty(), "--output {} does not name a file", path.display());
+    let partial = path.with_file_name(format!(".{file_name}.partial"));
+    let gzip = file_name.to_ascii_lowercase().ends_with(".gz");
+    let result = async {
+        let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        let summary = if gzip {
+            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+            let summary = crate::export::export(&store, &mut gz).await?;
+            let mut file = gz.finish()?;
+            file.flush()?;
+            file.sync_all()?;
+            summary
+        } else {
+            let mut file = file;
+            let summary = crate::export::export(&store, &mut file).await?;
+            file.sync_all()?;
+            summary
+        };
+        std::fs::rename(&partial, &path).with_context(|| format!("renaming {} into place", partial.display()))?;
+        anyhow::Ok(summary)
+    }
+    .await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.context(format!("exporting to {}", path.display())));
+        }
+    };
+    eprintln!(
+        "exported {} jurisdictions, {} endpoints, {} services (seq {}) to {}",
+        summary.jurisdictions,
+        summary.endpoints,
+        summary.services,
+        summary.seq,
+        path.display()
+    );
     Ok(())
 }
 

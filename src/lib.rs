@@ -1,12 +1,13 @@
 #![doc = include_str!("../README.md")]
 //!
 //! # Layout
-//! - [`cli`]: the command line (`serve`, `migrate`, `import`, `resolve`).
+//! - [`cli`]: the command line (`serve`, `migrate`, `import`, `export`, `resolve`, `token`).
 //! - [`model`]: jurisdictions, endpoints, services, tiers.
 //! - [`geometry`]: GeoJSON boundary parsing, validation and repair (pure).
 //! - [`index`]: the immutable snapshot (R-tree + prepared polygons) and its atomic handle.
 //! - [`store`]: the storage trait and its SQLite backend.
 //! - [`import`]: file readers and the importer (GeoJSON, Shapefile, bundled data).
+//! - [`export`]: the whole registry as one GeoJSON FeatureCollection, and its restore.
 //! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
 //!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type.
 
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod geometry;
 pub mod import;
 pub mod index;

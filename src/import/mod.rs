@@ -6,10 +6,15 @@
 //! one transaction, and then derives each jurisdiction's parent: the smallest
 //! containing jurisdiction of the nearest higher tier, computed once at import
 //! from an interior point of the boundary, unless a parent was given.
+//!
+//! A registry export ([`crate::export`]) is the exception: [`import_path`]
+//! recognises one and [`restore_dump`] writes it as exported, parents
+//! included, without deriving anything.
 
 pub mod bundled;
 pub mod reader;
 
+use crate::export::{Dump, DumpError, RestoreSummary};
 use crate::geometry::{self, GeometryError};
 use crate::index::{entries_from_rows, Snapshot};
 use crate::model::{Endpoint, Jurisdiction, Tier};
@@ -125,6 +130,9 @@ pub enum ImportError {
     /// Building the parent index failed.
     #[error("index: {0}")]
     Index(String),
+    /// A registry export could not be restored.
+    #[error(transparent)]
+    Dump(#[from] crate::export::DumpError),
 }
 
 /// The outcome of an import.
@@ -430,4 +438,116 @@ pub async fn compute_parents(store: &DynStore) -> Result<(usize, i64), ImportErr
     .map_err(|e| ImportError::Index(e.to_string()))??;
     let outcome = store.set_computed_parents(&parents).await?;
     Ok((parents.len(), outcome.seq))
+}
+
+/// What [`import_path`] did with a file.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileImport {
+    /// An ordinary boundary file was imported and parents were derived.
+    Features(ImportSummary),
+    /// A registry export ([`crate::export`]) was restored as exported.
+    Dump(RestoreSummary),
+}
+
+/// Imports a file, recognising a registry export (see [`crate::export`]):
+/// an export is restored with [`restore_dump`] (exact parents, endpoints and
+/// services, one transaction); anything else is imported like [`import_file`].
+pub async fn import_path(
+    store: &DynStore,
+    path: &Path,
+    opts: &ImportOptions,
+    actor: &Actor,
+) -> Result<FileImport, ImportError> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("shp")) {
+        return Ok(FileImport::Features(import_file(store, path, opts, actor).await?));
+    }
+    let owned = path.to_owned();
+    let (bytes, dump) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
+        let name = owned.display().to_string();
+        let bytes = std::fs::read(&owned).map_err(|source| ReadError::Io { name: name.clone(), source })?;
+        let dump = crate::export::parse_dump(&bytes, &name)?;
+        Ok((bytes, dump))
+    })
+    .await
+    .map_err(|e| ImportError::Index(e.to_string()))??;
+    if let Some(dump) = dump {
+        drop(bytes);
+        return Ok(FileImport::Dump(restore_dump(store, dump, &path.display().to_string(), actor).await?));
+    }
+    let name = path.display().to_string();
+    let features = tokio::task::spawn_blocking(move || reader::read_features_from_bytes(&bytes, &name))
+        .await
+        .map_err(|e| ImportError::Index(e.to_string()))??;
+    Ok(FileImport::Features(import_features(store, features, Vec::new(), opts, actor).await?))
+}
+
+/// Restores a registry export from its bytes (plain or gzipped): every
+/// jurisdiction with its exact parent and boundary text, every endpoint with
+/// its services, in ONE transaction; parents are not recomputed. Content that
+/// is not an export is refused ([`crate::export::DumpError::Unsupported`]).
+/// `name` names the input in messages.
+pub async fn import_export_dump(
+    store: &DynStore,
+    bytes: Vec<u8>,
+    name: &str,
+    actor: &Actor,
+) -> Result<RestoreSummary, ImportError> {
+    let owned_name = name.to_owned();
+    let dump = tokio::task::spawn_blocking(move || crate::export::parse_dump(&bytes, &owned_name))
+        .await
+        .map_err(|e| ImportError::Index(e.to_string()))??;
+    let Some(dump) = dump else {
+        return Err(DumpError::Unsupported {
+            name: name.to_owned(),
+            detail: format!("no `{}` member and no feature with an `endpoints` array", crate::export::EXPORT_MEMBER),
+        }
+        .into());
+    };
+    restore_dump(store, dump, name, actor).await
+}
+
+/// Writes a checked export ([`crate::export::parse_dump`]) in one transaction.
+/// Parents outside the export must already be in the store. Records of the
+/// store with ids in the export are replaced; the others are kept. The store
+/// stamps `created_at`/`updated_at` with the time of the restore and starts
+/// new records at version 1; everything else is written as exported.
+pub async fn restore_dump(
+    store: &DynStore,
+    dump: Dump,
+    name: &str,
+    actor: &Actor,
+) -> Result<RestoreSummary, ImportError> {
+    let mut missing = Vec::new();
+    let mut checked: BTreeMap<&str, bool> = BTreeMap::new();
+    for (child, parent) in &dump.outside_parents {
+        let present = match checked.get(parent.as_str()) {
+            Some(&p) => p,
+            None => {
+                let p = store.get_jurisdiction(parent).await?.is_some();
+                checked.insert(parent, p);
+                p
+            }
+        };
+        if !present {
+            missing
+                .push(format!("jurisdiction `{child}`: parent `{parent}` is neither in the export nor in the store"));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(crate::export::invalid(name, missing).into());
+    }
+    let existing_before = store.count_jurisdictions().await?;
+    let mut summary = RestoreSummary {
+        read: dump.read,
+        jurisdictions: dump.batch.jurisdictions.len(),
+        endpoints: dump.batch.endpoints.len(),
+        services: dump.batch.endpoints.iter().map(|e| e.services.len()).sum(),
+        source_seq: dump.header.as_ref().and_then(|h| h.seq),
+        exported_at: dump.header.as_ref().and_then(|h| h.exported_at.clone()),
+        existing_before,
+        seq: 0,
+    };
+    summary.seq = store.import(dump.batch, actor, "restore").await?.seq;
+    Ok(summary)
 }

@@ -176,6 +176,28 @@ pub fn read_features_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<RawFeatu
     read_json_or_err(bytes, name)
 }
 
+/// The JSON text of a plain or gzip-compressed GeoJSON document, with a leading UTF-8 BOM
+/// removed, for readers that need more of the document than [`RawFeature`]s (the registry
+/// export dump keeps each geometry's exact text and a top-level foreign member).
+///
+/// `Ok(None)` when the content is not a JSON object (a zip archive, a shapefile, empty...);
+/// [`read_features_from_bytes`] reports why such content cannot be read.
+pub fn geojson_text<'a>(bytes: &'a [u8], name: &str) -> Result<Option<std::borrow::Cow<'a, [u8]>>, ReadError> {
+    let data: std::borrow::Cow<'a, [u8]> =
+        if bytes.starts_with(&GZIP_MAGIC) { std::borrow::Cow::Owned(gunzip(bytes, name)?) } else { bytes.into() };
+    let start = if data.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    if data[start..].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(None);
+    }
+    Ok(Some(match data {
+        std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(&b[start..]),
+        std::borrow::Cow::Owned(mut v) => {
+            v.drain(..start);
+            std::borrow::Cow::Owned(v)
+        }
+    }))
+}
+
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZIP_MAGIC: [u8; 4] = *b"PK\x03\x04";
 const ZIP_EMPTY_MAGIC: [u8; 4] = *b"PK\x05\x06";

@@ -233,8 +233,8 @@ async fn upsert_endpoint(tx: &mut Transaction<'_, Postgres>, e: &Endpoint, at: &
     sqlx::query(
         "insert into endpoints (id, jurisdiction_id, specification, url, type, formats, open311_jurisdiction_id,
                                 key_service, discovery_url, docs_url, terms_url, contact, changeset, status,
-                                created_at, updated_at, version)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1)
+                                last_checked, last_ok, created_at, updated_at, version)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1)
          on conflict (id) do update set
              jurisdiction_id = excluded.jurisdiction_id, specification = excluded.specification,
              url = excluded.url, type = excluded.type, formats = excluded.formats,
@@ -257,6 +257,8 @@ async fn upsert_endpoint(tx: &mut Transaction<'_, Postgres>, e: &Endpoint, at: &
     .bind(&e.contact)
     .bind(&e.changeset)
     .bind(&e.status)
+    .bind(&e.last_checked)
+    .bind(&e.last_ok)
     .bind(at)
     .bind(at)
     .execute(&mut **tx)

@@ -204,8 +204,8 @@ async fn upsert_endpoint(tx: &mut Transaction<'_, Sqlite>, e: &Endpoint, at: &st
     sqlx::query(
         "insert into endpoints (id, jurisdiction_id, specification, url, type, formats, open311_jurisdiction_id,
                                 key_service, discovery_url, docs_url, terms_url, contact, changeset, status,
-                                created_at, updated_at, version)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                                last_checked, last_ok, created_at, updated_at, version)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
          on conflict (id) do update set
              jurisdiction_id = excluded.jurisdiction_id, specification = excluded.specification,
              url = excluded.url, type = excluded.type, formats = excluded.formats,
@@ -228,6 +228,8 @@ async fn upsert_endpoint(tx: &mut Transaction<'_, Sqlite>, e: &Endpoint, at: &st
     .bind(&e.contact)
     .bind(&e.changeset)
     .bind(&e.status)
+    .bind(&e.last_checked)
+    .bind(&e.last_ok)
     .bind(at)
     .bind(at)
     .execute(&mut **tx)

@@ -14,10 +14,9 @@ pub mod bodies;
 
 use crate::auth::{self, Principal};
 use crate::error::{ApiError, Json, Path, Query};
-use crate::geometry;
 use crate::import::{self, ImportOptions, OnInvalid};
 use crate::index;
-use crate::model::{Endpoint, Jurisdiction, Service};
+use crate::model::{Endpoint, Service};
 use crate::store::{Actor, AuditFilter, StoredJurisdiction, WriteOutcome};
 use crate::AppState;
 use axum::body::Bytes;
@@ -146,24 +145,6 @@ fn check_parent(state: &AppState, id: &str, parent: Option<&str>) -> Result<(), 
     }
 }
 
-/// The parent derived from the current index: smallest containing
-/// jurisdiction of the nearest higher tier at an interior point.
-fn derive_parent(state: &AppState, record: &Jurisdiction, boundary: &geo::MultiPolygon<f64>) -> Option<String> {
-    let snapshot = state.index.current();
-    let pt = geometry::interior_point(boundary)?;
-    let own = record.tier.rank();
-    snapshot
-        .resolve(pt.x, pt.y)
-        .into_iter()
-        .filter(|c| c.record.tier.rank() < own && c.record.id != record.id)
-        .max_by(|a, b| {
-            (a.record.tier.rank(), -a.record.area_km2)
-                .partial_cmp(&(b.record.tier.rank(), -b.record.area_km2))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .map(|c| c.record.id.clone())
-}
-
 async fn create_jurisdiction(
     p: Principal,
     State(state): State<AppState>,
@@ -173,7 +154,8 @@ async fn create_jurisdiction(
     let (mut stored, boundary) = body.into_stored(state.settings.max_vertices)?;
     check_parent(&state, &stored.record.id, stored.record.parent.as_deref())?;
     if stored.record.parent.is_none() {
-        stored.record.parent = derive_parent(&state, &stored.record, &boundary);
+        stored.record.parent =
+            import::parent_in(&state.index.current(), stored.record.tier, &boundary, &mut Vec::new());
     }
     let id = stored.record.id.clone();
     write(&state, || async {

@@ -19,6 +19,7 @@ use crate::geometry::{self, GeometryError};
 use crate::index::{entries_from_rows, Snapshot};
 use crate::model::{Endpoint, Jurisdiction, Tier};
 use crate::store::{Actor, DynStore, ImportBatch, StoreError, StoredJurisdiction};
+use geo::MultiPolygon;
 use reader::{RawFeature, ReadError};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -375,26 +376,35 @@ pub fn derive_parents(snapshot: &Snapshot) -> Vec<(String, Option<String>)> {
         if entry.record.parent_override {
             continue;
         }
-        let own = entry.record.tier.rank();
-        let parent = geometry::interior_point(&entry.boundary).and_then(|pt| {
-            snapshot.resolve_into(pt.x, pt.y, &mut slots);
-            slots
-                .iter()
-                .filter_map(|&s| snapshot.entry(s))
-                .filter(|c| c.record.tier.rank() < own)
-                // Nearest higher tier first, then the smallest area.
-                .max_by(|a, b| {
-                    (a.record.tier.rank(), -a.record.area_km2)
-                        .partial_cmp(&(b.record.tier.rank(), -b.record.area_km2))
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-                .map(|c| c.record.id.clone())
-        });
+        let parent = parent_in(snapshot, entry.record.tier, &entry.boundary, &mut slots);
         if parent != entry.record.parent {
             changes.push((entry.record.id.clone(), parent));
         }
     }
     changes
+}
+
+/// The parent a jurisdiction of `tier` with this boundary has in `snapshot`:
+/// among the jurisdictions covering an interior point of the boundary, the one
+/// of the nearest higher tier, then the smallest. `slots` is scratch space.
+pub fn parent_in(
+    snapshot: &Snapshot,
+    tier: Tier,
+    boundary: &MultiPolygon<f64>,
+    slots: &mut Vec<u32>,
+) -> Option<String> {
+    let pt = geometry::interior_point(boundary)?;
+    snapshot.resolve_into(pt.x, pt.y, slots);
+    slots
+        .iter()
+        .filter_map(|&s| snapshot.entry(s))
+        .filter(|c| c.record.tier.rank() < tier.rank())
+        .max_by(|a, b| {
+            (a.record.tier.rank(), -a.record.area_km2)
+                .partial_cmp(&(b.record.tier.rank(), -b.record.area_km2))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|c| c.record.id.clone())
 }
 
 /// Plans a bulk import against the current snapshot so that it can be

@@ -170,10 +170,7 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
 
     /// Change-log rows with `seq > after`, in `seq` order, at most `limit`.
-    async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>> {
-        let _ = (after, limit);
-        Err(StoreError::Corrupt(format!("{} does not implement changes_since", self.backend())))
-    }
+    async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>>;
 
     /// A stream of change notifications (the new `seq`), for backends that push
     /// them (PostgreSQL LISTEN/NOTIFY). `None`: the follower polls only.

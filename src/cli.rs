@@ -140,6 +140,12 @@ pub struct ServeArgs {
     /// Most vertices in one boundary written through the admin API.
     #[arg(long, env = "GEOWEBDNS_MAX_VERTICES", default_value_t = 250_000)]
     pub max_vertices: usize,
+    /// Largest `within=` (near-miss radius) a query may ask for, in metres.
+    #[arg(long, env = "GEOWEBDNS_MAX_WITHIN_M", default_value_t = 10_000.0)]
+    pub max_within_m: f64,
+    /// How far `nearest=true` searches for the nearest jurisdiction of a tier, in metres.
+    #[arg(long, env = "GEOWEBDNS_NEAREST_MAX_M", default_value_t = 200_000.0)]
+    pub nearest_max_m: f64,
     /// How often to poll the change log for other instances' writes, in milliseconds
     /// (PostgreSQL also pushes changes at once with LISTEN/NOTIFY).
     #[arg(long, env = "GEOWEBDNS_POLL_INTERVAL_MS", default_value_t = 1000)]
@@ -518,6 +524,8 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_secs(args.request_timeout),
         max_vertices: args.max_vertices,
+        max_within_m: args.max_within_m,
+        nearest_max_m: args.nearest_max_m,
     };
     let state = AppState::new(store, std::sync::Arc::new(snapshot), settings).with_keys(keys);
     let follower = crate::index::follower::spawn(

@@ -47,6 +47,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most vertices in one boundary written through the admin API.
     pub max_vertices: usize,
+    /// Largest near-miss radius (`within=`) a query may ask for, in metres.
+    pub max_within_m: f64,
+    /// How far `nearest=true` searches, in metres.
+    pub nearest_max_m: f64,
 }
 
 impl Default for Settings {
@@ -57,6 +61,8 @@ impl Default for Settings {
             max_body_bytes: 4 << 20,
             request_timeout: Duration::from_secs(30),
             max_vertices: 250_000,
+            max_within_m: 10_000.0,
+            nearest_max_m: 200_000.0,
         }
     }
 }

@@ -97,7 +97,9 @@ pub struct Jurisdiction {
     pub area_km2: f64,
     /// RFC 3339 creation time.
     pub created_at: String,
-    /// RFC 3339 time of the last change to this record or its boundary.
+    /// RFC 3339 time of the last change to this record or its boundary
+    /// (`last_updated` in JSON; `updated_at` is read too).
+    #[serde(rename = "last_updated", alias = "updated_at")]
     pub updated_at: String,
     /// Record version, incremented on each change (basis of its ETag).
     pub version: i64,
@@ -173,7 +175,8 @@ pub struct Endpoint {
     pub status: String,
     /// RFC 3339 creation time.
     pub created_at: String,
-    /// RFC 3339 time of the last change.
+    /// RFC 3339 time of the last change (`last_updated` in JSON; `updated_at` is read too).
+    #[serde(rename = "last_updated", alias = "updated_at")]
     pub updated_at: String,
     /// Record version, incremented on each change.
     pub version: i64,

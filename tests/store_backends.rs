@@ -785,6 +785,7 @@ async fn backends_store_identical_records() {
             for doc in [&mut a.before, &mut a.after].into_iter().flatten() {
                 doc["created_at"] = serde_json::Value::Null;
                 doc["updated_at"] = serde_json::Value::Null;
+                doc["last_updated"] = serde_json::Value::Null;
             }
         }
         let js: Vec<_> = js.into_iter().map(|j| (j.record, j.boundary)).collect();

@@ -1,13 +1,13 @@
 //! `GET /v1/jurisdictions` (filtered, paged by id), `GET /v1/jurisdictions/{id}`
 //! and `GET /v1/jurisdictions/{id}/boundary` (a GeoJSON Feature).
 
+use super::cache;
 use super::params;
-use super::resolve::cache_headers;
-use crate::error::{ApiError, Json, Path, Query};
+use crate::error::{ApiError, Path, Query};
 use crate::geometry;
 use crate::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -36,7 +36,11 @@ struct Page<'a> {
     next: Option<&'a str>,
 }
 
-async fn list(State(state): State<AppState>, Query(q): Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
     let tiers = params::tiers(&q)?;
     let parent = params::single(&q, "parent")?;
     let ocd_id = params::single(&q, "ocd_id")?;
@@ -61,21 +65,26 @@ async fn list(State(state): State<AppState>, Query(q): Query<Vec<(String, String
     let start = after.map_or(0, |a| matches.partition_point(|e| e.record.id.as_str() <= a));
     let page: Vec<_> = matches.iter().skip(start).take(limit).collect();
     let next = (start + page.len() < total).then(|| page.last().map(|e| e.record.id.as_str())).flatten();
-    let body = Page { index_version: snapshot.version(), total, items: page.iter().map(|e| &*e.json).collect(), next };
-    Ok((cache_headers(&state, snapshot.version()), Json(body)).into_response())
+    let etag = cache::etag(("jurisdictions", page.iter().map(|e| e.content_hash).collect::<Vec<_>>(), total));
+    cache::respond(&state, &headers, &etag, "application/json", || {
+        let body =
+            Page { index_version: snapshot.version(), total, items: page.iter().map(|e| &*e.json).collect(), next };
+        serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))
+    })
 }
 
-async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
     let snapshot = state.index.current();
     let entry = snapshot.get(&id).ok_or_else(|| ApiError::NotFound(format!("jurisdiction `{id}` not found")))?;
-    let body = entry.json.get().to_owned();
-    let mut headers = cache_headers(&state, snapshot.version());
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok((headers, body).into_response())
+    let etag = cache::etag(("jurisdiction", entry.content_hash));
+    cache::respond(&state, &headers, &etag, "application/json", || {
+        Ok::<_, ApiError>(entry.json.get().as_bytes().to_vec())
+    })
 }
 
 async fn boundary(
     State(state): State<AppState>,
+    request: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
@@ -85,8 +94,11 @@ async fn boundary(
     };
     let snapshot = state.index.current();
     let entry = snapshot.get(&id).ok_or_else(|| ApiError::NotFound(format!("jurisdiction `{id}` not found")))?.clone();
-    let version = snapshot.version();
+    let etag = cache::etag(("boundary", entry.content_hash, simplify.map(f64::to_bits)));
     drop(snapshot);
+    if cache::matches(&request, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, cache::headers(&state, &etag)).into_response());
+    }
     // Serialising a large boundary (or simplifying it) is CPU work: keep it off the async threads.
     let body = tokio::task::spawn_blocking(move || {
         let geom = match simplify {
@@ -109,7 +121,7 @@ async fn boundary(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut headers = cache_headers(&state, version);
+    let mut headers = cache::headers(&state, &etag);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/geo+json"));
     Ok((headers, body).into_response())
 }

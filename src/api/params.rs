@@ -93,6 +93,18 @@ pub fn integer(pairs: &[(String, String)], name: &str, min: u64, max: u64) -> Re
     Ok(Some(v))
 }
 
+/// Parses an optional boolean parameter (`true`/`false`/`1`/`0`).
+pub fn boolean(pairs: &[(String, String)], name: &str) -> Result<Option<bool>, ApiError> {
+    match single(pairs, name)?.map(str::trim) {
+        None => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(other) => {
+            Err(ApiError::field(name, format!("`{name}` must be true or false, got `{}`", other.escape_debug())))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

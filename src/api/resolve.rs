@@ -3,6 +3,8 @@
 //! first), then larger area first, then id. A point on a boundary counts as
 //! inside. No match is a 200 with an empty list.
 
+use super::cache;
+use super::locate::{self, Hit, HitJson, LocateOptions};
 use super::params::{self, Location, TierSet};
 use crate::error::{ApiError, Json, Query};
 use crate::index::Snapshot;
@@ -22,26 +24,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/resolve", get(resolve_one).post(resolve_many))
 }
 
-/// Caching headers for an answer that depends only on the index version.
-pub fn cache_headers(state: &AppState, version: i64) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"v{version}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", state.settings.cache_max_age)) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
-    h
-}
-
 #[derive(Serialize)]
 struct OneAnswer<'a> {
     location: Location,
     index_version: i64,
-    jurisdictions: Vec<&'a RawValue>,
+    /// Until when this answer may be cached (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+    jurisdictions: Vec<HitJson<'a>>,
 }
 
-/// Slots covering the point, after the tier filter.
+/// Slots covering the point, after the tier filter (the batch path: no near misses).
 fn matching(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>, slots: &mut Vec<u32>) {
     snapshot.resolve_into(loc.lon, loc.lat, slots);
     if let Some(tiers) = tiers {
@@ -51,27 +44,39 @@ fn matching(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>, slots: &
 
 /// Renders the answer for one point (shared by the HTTP route and `geowebdns resolve`).
 pub fn answer_one(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>) -> Result<Vec<u8>, ApiError> {
-    let mut slots = Vec::with_capacity(8);
-    matching(snapshot, loc, tiers, &mut slots);
+    let opts = LocateOptions { tiers, ..LocateOptions::default() };
+    let hits = locate::locate(snapshot, loc, &opts, &crate::Settings::default());
+    render_one(snapshot, loc, &hits, false, None)
+}
+
+fn render_one(
+    snapshot: &Snapshot,
+    loc: Location,
+    hits: &[Hit<'_>],
+    annotated: bool,
+    expires: Option<String>,
+) -> Result<Vec<u8>, ApiError> {
     let answer = OneAnswer {
         location: loc,
         index_version: snapshot.version(),
-        jurisdictions: slots.iter().filter_map(|&s| snapshot.entry(s)).map(|e| &*e.json).collect(),
+        expires,
+        jurisdictions: hits.iter().map(|h| HitJson::new(h, annotated)).collect(),
     };
     serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 async fn resolve_one(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let loc = params::location(&q)?;
-    let tiers = params::tiers(&q)?;
+    let (loc, opts) = locate::query(&q, &state)?;
     let snapshot = state.index.current();
-    let body = answer_one(&snapshot, loc, tiers)?;
-    let mut headers = cache_headers(&state, snapshot.version());
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok((headers, body).into_response())
+    let hits = locate::locate(&snapshot, loc, &opts, &state.settings);
+    let etag = locate::etag("resolve", &hits);
+    cache::respond(&state, &headers, &etag, "application/json", || {
+        render_one(&snapshot, loc, &hits, opts.annotated(), Some(cache::expires(&state)))
+    })
 }
 
 /// A batch request: up to the configured number of points.
@@ -124,6 +129,7 @@ impl Serialize for Records<'_> {
 #[derive(Serialize)]
 struct BatchAnswer<'a> {
     index_version: i64,
+    expires: &'a str,
     count: usize,
     jurisdictions: Records<'a>,
     results: Vec<BatchResult<'a>>,
@@ -163,6 +169,7 @@ fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiE
 /// Resolves every point against one snapshot and renders the answer.
 fn answer_batch(
     snapshot: &Snapshot,
+    expires: &str,
     req: &BatchRequest,
     locations: &[Location],
     tiers: Option<TierSet>,
@@ -188,6 +195,7 @@ fn answer_batch(
     }
     let answer = BatchAnswer {
         index_version: snapshot.version(),
+        expires,
         count: results.len(),
         jurisdictions: Records(records),
         results,
@@ -203,15 +211,17 @@ async fn resolve_many(State(state): State<AppState>, Json(req): Json<BatchReques
     };
     let snapshot: Arc<Snapshot> = state.index.current();
     let version = snapshot.version();
+    let expires = cache::expires(&state);
     // Large batches run off the async threads so they do not stall other requests.
     let body = if locations.len() > 512 {
-        tokio::task::spawn_blocking(move || answer_batch(&snapshot, &req, &locations, tiers))
+        tokio::task::spawn_blocking(move || answer_batch(&snapshot, &expires, &req, &locations, tiers))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??
     } else {
-        answer_batch(&snapshot, &req, &locations, tiers)?
+        answer_batch(&snapshot, &expires, &req, &locations, tiers)?
     };
-    let mut headers = cache_headers(&state, version);
+    // A POST answer is not cached by HTTP caches; the tag lets clients compare answers.
+    let mut headers = cache::headers(&state, &cache::etag(("batch", version)));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok((headers, body).into_response())
 }

@@ -21,6 +21,7 @@
 //! PostGIS `ST_Covers`), so a point on a shared border resolves to both sides.
 
 pub mod follower;
+pub mod near;
 pub mod prepared;
 pub mod spatial;
 
@@ -51,6 +52,9 @@ pub struct Entry {
     pub vertices: usize,
     /// The public JSON of this jurisdiction (without boundary), rendered once.
     pub json: Box<RawValue>,
+    /// A hash of `json` (which carries the record and endpoint versions), the
+    /// basis of the ETags of answers made of this entry.
+    pub content_hash: u64,
 }
 
 impl std::fmt::Debug for Entry {
@@ -120,7 +124,13 @@ impl Entry {
         let json = serde_json::value::to_raw_value(&view)
             .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).unwrap_or_default());
         let vertices = geometry::vertex_count(&boundary);
-        Self { record, endpoints, boundary, prepared, vertices, json }
+        let content_hash = {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            json.get().hash(&mut h);
+            h.finish()
+        };
+        Self { record, endpoints, boundary, prepared, vertices, json, content_hash }
     }
 }
 

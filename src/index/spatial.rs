@@ -160,6 +160,17 @@ impl SpatialIndex {
         self.query_tree(c, start, out);
     }
 
+    /// Pushes onto `out` the key of every entry with a polygon part whose
+    /// bounding box meets the box `min`..`max` (keys may repeat).
+    pub fn keys_in_box(&self, min: [f64; 2], max: [f64; 2], out: &mut Vec<u32>) {
+        let aabb = rstar::AABB::from_corners(min, max);
+        for entry in self.tree.locate_in_envelope_intersecting(&aabb) {
+            if let Some(part) = self.parts.get(entry.data as usize) {
+                out.push(part.key);
+            }
+        }
+    }
+
     /// R-tree path (points outside the grid, or no grid).
     fn query_tree(&self, c: Coord<f64>, start: usize, out: &mut Vec<u32>) {
         let _ = self.tree.locate_all_at_point_int(&[c.x, c.y], |entry: &Entry| {

@@ -1,0 +1,99 @@
+//! HTTP caching of public answers: `ETag`, `If-None-Match` → 304,
+//! `Cache-Control: public, max-age=N` and the `expires` time answers carry.
+//!
+//! ETags are *weak* (`W/"…"`) and derived from the records an answer is made
+//! of (each snapshot entry carries a hash of its rendered JSON), not from the
+//! index version: a write to one jurisdiction does not invalidate cached
+//! answers about others. Weak, because bodies also carry fields such as
+//! `index_version` and `expires` that may differ while the answer is the same.
+//! Routes whose answer depends on the whole registry (listings, the change
+//! feed) hash the index version instead.
+
+use crate::AppState;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// A weak ETag over anything hashable. `DefaultHasher::new()` uses fixed
+/// keys, so every instance of one build computes the same tag.
+pub fn etag(value: impl Hash) -> String {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    format!("W/\"{:016x}\"", h.finish())
+}
+
+/// Whether the request's `If-None-Match` matches `etag` (weak comparison,
+/// RFC 9110 section 13.1.2; `*` matches anything).
+pub fn matches(request: &HeaderMap, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let ours = opaque(etag);
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
+}
+
+/// `ETag` and `Cache-Control` headers of a public answer.
+pub fn headers(state: &AppState, etag: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", state.settings.cache_max_age)) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h
+}
+
+/// A 304 when the request already holds this answer, otherwise a 200 with
+/// the body `render` produces (called only when needed), typed `content_type`.
+pub fn respond<E>(
+    state: &AppState,
+    request: &HeaderMap,
+    etag: &str,
+    content_type: &'static str,
+    render: impl FnOnce() -> Result<Vec<u8>, E>,
+) -> Result<Response, E> {
+    let mut h = headers(state, etag);
+    if matches(request, etag) {
+        return Ok((StatusCode::NOT_MODIFIED, h).into_response());
+    }
+    let body = render()?;
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok((h, body).into_response())
+}
+
+/// Until when an answer made now may be cached: now plus the configured
+/// max-age, RFC 3339 (compare LoST's `expires`, RFC 5222 section 5).
+pub fn expires(state: &AppState) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(i64::from(state.settings.cache_max_age));
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).expect("ascii"));
+        h
+    }
+
+    #[test]
+    fn weak_comparison_lists_and_star() {
+        let tag = etag(("a", 1));
+        assert!(tag.starts_with("W/\"") && tag.ends_with('"'));
+        assert!(matches(&req(&tag), &tag));
+        assert!(matches(&req(tag.trim_start_matches("W/")), &tag), "strong form of the same tag matches weakly");
+        assert!(matches(&req(&format!("\"x\", {tag}")), &tag));
+        assert!(matches(&req("*"), &tag));
+        assert!(!matches(&req("\"x\""), &tag));
+        assert!(!matches(&HeaderMap::new(), &tag));
+        assert_ne!(etag(("a", 1)), etag(("a", 2)));
+    }
+}

@@ -1,0 +1,162 @@
+//! `GET /v1/changes?since=SEQ`: the change feed for mirrors and aggregators
+//! (after the idea of RFC 6739's synchronisation of LoST mappings).
+//!
+//! Every write appends rows to the store's change log; each row's `seq` is
+//! the index version after it. The feed reads the log after `since`, at most
+//! `limit` rows (default 100, at most 1,000), and answers with the *current*
+//! state of each record those rows name, oldest row first:
+//!
+//! - a record that exists is sent whole (`op: "upsert"`): a jurisdiction as a
+//!   GeoJSON Feature with its boundary (omitted with `boundaries=false`), an
+//!   endpoint with its services;
+//! - a record that no longer exists is a tombstone (`op: "delete"`, no record);
+//! - a record named by several rows of the page is sent once, at its last row.
+//!
+//! Because each item carries the current state, not the state at its row, a
+//! mirror that applies the pages in order (upsert replaces, delete removes)
+//! and follows `next` until `more` is false holds exactly the registry as of
+//! some moment at or after `latest_seq`. `since=0` is a full dump, since the
+//! log holds a row for every record ever written.
+
+use super::cache;
+use super::params;
+use crate::error::{ApiError, Query};
+use crate::model::Endpoint;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+
+/// Default and largest page.
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/changes", get(changes))
+}
+
+/// One item of the feed.
+#[derive(Debug, Serialize)]
+pub struct FeedItem {
+    /// The change-log row this item answers.
+    pub seq: i64,
+    /// When that row was written.
+    pub at: String,
+    /// `jurisdiction` or `endpoint`.
+    pub entity: String,
+    /// The record's key.
+    pub id: String,
+    /// `upsert` (the record follows) or `delete` (a tombstone).
+    pub op: &'static str,
+    /// The current record, for upserts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<FeedRecord>,
+}
+
+/// The current state of a record in the feed.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FeedRecord {
+    /// A jurisdiction as a GeoJSON Feature (`geometry` null without boundaries).
+    Jurisdiction(Box<JurisdictionFeature>),
+    /// An endpoint with its services.
+    Endpoint(Box<Endpoint>),
+}
+
+/// A jurisdiction in the feed.
+#[derive(Debug, Serialize)]
+pub struct JurisdictionFeature {
+    /// Always `Feature`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The jurisdiction id.
+    pub id: String,
+    /// The stored boundary geometry, verbatim, or null.
+    pub geometry: Option<Box<RawValue>>,
+    /// Every field of the record.
+    pub properties: crate::model::Jurisdiction,
+}
+
+#[derive(Serialize)]
+struct Page {
+    since: i64,
+    latest_seq: i64,
+    /// Pass as `since` for the next page.
+    next: i64,
+    /// Whether the log holds rows after `next`.
+    more: bool,
+    count: usize,
+    changes: Vec<FeedItem>,
+}
+
+async fn changes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let since = match params::single(&q, "since")? {
+        Some(raw) => raw.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::field("since", format!("`since` must be a sequence number >= 0, got `{}`", raw.escape_debug()))
+        })?,
+        None => return Err(ApiError::missing("since")),
+    };
+    let limit = params::integer(&q, "limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let boundaries = params::boolean(&q, "boundaries")?.unwrap_or(true);
+    let store = &state.store;
+    let latest = store.latest_seq().await?;
+    let etag = cache::etag(("changes", since, limit, boundaries, latest));
+    if cache::matches(&headers, &etag) {
+        return cache::respond(&state, &headers, &etag, "application/json", || Ok(Vec::new()));
+    }
+    let rows = store.changes_since(since, limit as i64).await?;
+    let next = rows.last().map_or(since.max(0).min(latest), |r| r.seq);
+    // The last row naming each record wins.
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        last.insert((r.entity.as_str(), r.entity_id.as_str()), i);
+    }
+    let mut items = Vec::with_capacity(last.len());
+    for (i, r) in rows.iter().enumerate() {
+        if last.get(&(r.entity.as_str(), r.entity_id.as_str())) != Some(&i) {
+            continue;
+        }
+        let record = match r.entity.as_str() {
+            "jurisdiction" => match store.get_jurisdiction(&r.entity_id).await? {
+                Some(j) => {
+                    let geometry = if boundaries {
+                        Some(RawValue::from_string(j.boundary).map_err(|e| ApiError::Internal(e.to_string()))?)
+                    } else {
+                        None
+                    };
+                    Some(FeedRecord::Jurisdiction(Box::new(JurisdictionFeature {
+                        kind: "Feature",
+                        id: j.record.id.clone(),
+                        geometry,
+                        properties: j.record,
+                    })))
+                }
+                None => None,
+            },
+            "endpoint" => store.get_endpoint(&r.entity_id).await?.map(|e| FeedRecord::Endpoint(Box::new(e))),
+            other => return Err(ApiError::Internal(format!("unknown entity `{other}` in the change log"))),
+        };
+        items.push(FeedItem {
+            seq: r.seq,
+            at: r.at.clone(),
+            entity: r.entity.clone(),
+            id: r.entity_id.clone(),
+            op: if record.is_some() { "upsert" } else { "delete" },
+            record,
+        });
+    }
+    let page = Page { since, latest_seq: latest, next, more: next < latest, count: items.len(), changes: items };
+    cache::respond(&state, &headers, &etag, "application/json", || {
+        serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))
+    })
+}

@@ -9,7 +9,8 @@
 //! - [`import`]: file readers and the importer (GeoJSON, Shapefile, bundled data).
 //! - [`export`]: the whole registry as one GeoJSON FeatureCollection, and its restore.
 //! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
-//!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type.
+//!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type;
+//!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`.
 
 pub mod admin;
 pub mod api;
@@ -20,6 +21,7 @@ pub mod export;
 pub mod geometry;
 pub mod import;
 pub mod index;
+pub mod lost;
 pub mod model;
 pub mod store;
 
@@ -47,6 +49,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most vertices in one boundary written through the admin API.
     pub max_vertices: usize,
+    /// This server's name in LoST `source` and `via` attributes (a dotted name).
+    pub lost_server_name: String,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             max_body_bytes: 4 << 20,
             request_timeout: Duration::from_secs(30),
             max_vertices: 250_000,
+            lost_server_name: lost::DEFAULT_SERVER_NAME.to_owned(),
         }
     }
 }
@@ -106,6 +111,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(admin::router())
+        .merge(lost::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

@@ -594,6 +594,18 @@ async fn bad_requests() {
     s.validate();
 }
 
+/// A service configured with a smaller body limit applies it to LoST too,
+/// still as a LoST badRequest (not a 413).
+#[tokio::test]
+async fn the_service_body_limit_applies() {
+    let mut s = Checked::with(common::state_with(Settings { max_body_bytes: 512, ..Settings::default() }).await);
+    let ok = find_service("", 37.775, -122.422, "urn:service:open311");
+    assert!(ok.len() < 512);
+    assert_eq!(s.post(&ok).await.root(), "findServiceResponse");
+    s.post(&format!("{ok}<!--{}-->", "x".repeat(600))).await.error("badRequest");
+    s.validate();
+}
+
 /// Every error of the schema renders to a document the schema accepts
 /// (internalError only happens when answering fails, so it is checked here).
 #[test]

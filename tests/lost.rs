@@ -216,7 +216,7 @@ async fn find_service_by_value_answers_san_francisco() {
     // Positions are "lat lon": San Francisco's latitudes are near 37.7, longitudes near -122.4.
     let pos = xml.descendants().find(|n| n.has_tag_name(("http://www.opengis.net/gml", "posList"))).unwrap();
     let nums: Vec<f64> = pos.text().unwrap().split_whitespace().map(|t| t.parse().unwrap()).collect();
-    assert!(nums.len() >= 8 && nums.len() % 2 == 0);
+    assert!(nums.len() >= 8 && nums.len().is_multiple_of(2));
     assert!(nums.chunks(2).all(|c| (37.0..38.5).contains(&c[0]) && (-123.5..-122.0).contains(&c[1])), "{nums:?}");
     assert_eq!(nums[..2], nums[nums.len() - 2..], "rings are closed");
     assert_eq!(d.path(), [SERVER]);

@@ -161,9 +161,8 @@ fn source_id(id: &str) -> String {
 
 /// Parses a service URN of our tree, or says why not.
 fn ours(service: &str) -> Result<ServiceUrn, LostError> {
-    ServiceUrn::parse(service).map_err(|e| match e {
-        UrnError::Malformed(_) | UrnError::Unknown(_) => LostError::ServiceNotImplemented(e.to_string()),
-    })
+    // Malformed and unknown URNs alike: the service is not one this server implements.
+    ServiceUrn::parse(service).map_err(|e: UrnError| LostError::ServiceNotImplemented(e.to_string()))
 }
 
 /// Writes the `<serviceBoundary>` of an entry; false when it has no polygon.

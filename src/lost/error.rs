@@ -12,7 +12,7 @@ pub enum LostError {
     #[error("{0}")]
     BadRequest(String),
     /// No `<location>` of the request has a profile this server speaks.
-    #[error("no location profile this server speaks (it speaks geodetic-2d)")]
+    #[error("location profile {} not understood; this server speaks geodetic-2d", .profiles.join(", "))]
     LocationProfileUnrecognized {
         /// The profiles sent.
         profiles: Vec<String>,

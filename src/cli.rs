@@ -150,6 +150,18 @@ pub struct ServeArgs {
     /// (PostgreSQL also pushes changes at once with LISTEN/NOTIFY).
     #[arg(long, env = "GEOWEBDNS_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
+    /// This server's name in LoST `source` and `via` attributes: a dotted name
+    /// such as `lost.example.org` (RFC 5222 `appUniqueString`).
+    #[arg(long, env = "GEOWEBDNS_LOST_SERVER_NAME", default_value = crate::lost::DEFAULT_SERVER_NAME, value_parser = parse_lost_server_name)]
+    pub lost_server_name: String,
+}
+
+fn parse_lost_server_name(s: &str) -> Result<String, String> {
+    if crate::lost::valid_source(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a dotted server name such as lost.example.org"))
+    }
 }
 
 /// Flags of `import`.
@@ -526,6 +538,7 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         max_vertices: args.max_vertices,
         max_within_m: args.max_within_m,
         nearest_max_m: args.nearest_max_m,
+        lost_server_name: args.lost_server_name,
     };
     let state = AppState::new(store, std::sync::Arc::new(snapshot), settings).with_keys(keys);
     let follower = crate::index::follower::spawn(

@@ -9,7 +9,8 @@
 //! - [`import`]: file readers and the importer (GeoJSON, Shapefile, bundled data).
 //! - [`export`]: the whole registry as one GeoJSON FeatureCollection, and its restore.
 //! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
-//!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type.
+//!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type;
+//!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`.
 
 pub mod admin;
 pub mod api;
@@ -20,6 +21,7 @@ pub mod export;
 pub mod geometry;
 pub mod import;
 pub mod index;
+pub mod lost;
 pub mod model;
 pub mod store;
 
@@ -51,6 +53,8 @@ pub struct Settings {
     pub max_within_m: f64,
     /// How far `nearest=true` searches, in metres.
     pub nearest_max_m: f64,
+    /// This server's name in LoST `source` and `via` attributes (a dotted name).
+    pub lost_server_name: String,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             max_vertices: 250_000,
             max_within_m: 10_000.0,
             nearest_max_m: 200_000.0,
+            lost_server_name: lost::DEFAULT_SERVER_NAME.to_owned(),
         }
     }
 }
@@ -112,6 +117,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(admin::router())
+        .merge(lost::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

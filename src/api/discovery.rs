@@ -22,6 +22,7 @@ use super::cache;
 use super::locate::{self, Hit, MatchKind};
 use super::services::TypeFilter;
 use crate::error::{ApiError, Query};
+use crate::lost::xml::escape;
 use crate::model::{Endpoint, EndpointType, Tier};
 use crate::AppState;
 use axum::extract::State;
@@ -143,29 +144,11 @@ pub fn document<'a>(hits: &'a [Hit<'a>], kind: TypeFilter) -> Discovery<'a> {
     Discovery { changeset, contact, key_service, endpoints: endpoints.into_iter().map(|(_, d)| d).collect() }
 }
 
-/// Escapes text for XML element content and attribute values.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry are dropped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The document in the XML form of the Service Discovery spec.
 pub fn to_xml(d: &Discovery<'_>) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<discovery>\n");
     let el = |x: &mut String, indent: &str, name: &str, v: &str| {
-        let _ = writeln!(x, "{indent}<{name}>{}</{name}>", xml_escape(v));
+        let _ = writeln!(x, "{indent}<{name}>{}</{name}>", escape(v));
     };
     if let Some(c) = d.changeset {
         el(&mut x, "  ", "changeset", c);
@@ -205,9 +188,9 @@ pub fn to_xml(d: &Discovery<'_>) -> String {
         let _ = writeln!(
             x,
             "{i}<jurisdiction id=\"{}\" tier=\"{}\" match=\"{kind}\">{}</jurisdiction>",
-            xml_escape(j.id),
+            escape(j.id),
             j.tier,
-            xml_escape(j.name)
+            escape(j.name)
         );
         x.push_str("    </endpoint>\n");
     }
@@ -259,11 +242,6 @@ async fn discovery_xml(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup_and_drops_control_characters() {
-        assert_eq!(xml_escape("a<b>&\"'\u{1}c\n"), "a&lt;b&gt;&amp;&quot;&apos;c\n");
-    }
 
     #[test]
     fn shared_only_when_every_endpoint_holds_the_same_value() {

@@ -146,6 +146,27 @@ pub struct ServeArgs {
     /// How far `nearest=true` searches for the nearest jurisdiction of a tier, in metres.
     #[arg(long, env = "GEOWEBDNS_NEAREST_MAX_M", default_value_t = 200_000.0)]
     pub nearest_max_m: f64,
+    /// How often each endpoint's service list is harvested, in seconds; 0 turns the background harvester off.
+    #[arg(long, env = "GEOWEBDNS_HARVEST_INTERVAL", default_value_t = 3600)]
+    pub harvest_interval: u64,
+    /// Most endpoints harvested at once.
+    #[arg(long, env = "GEOWEBDNS_HARVEST_CONCURRENCY", default_value_t = 4)]
+    pub harvest_concurrency: usize,
+    /// Time limit of one harvest fetch (connect, redirects and body), in seconds.
+    #[arg(long, env = "GEOWEBDNS_HARVEST_TIMEOUT", default_value_t = 10)]
+    pub harvest_timeout: u64,
+    /// Largest service list or discovery document accepted, in bytes.
+    #[arg(long, env = "GEOWEBDNS_HARVEST_MAX_BYTES", default_value_t = 1 << 20)]
+    pub harvest_max_bytes: usize,
+    /// Longest wait between attempts on an endpoint that keeps failing, in seconds.
+    #[arg(long, env = "GEOWEBDNS_HARVEST_MAX_BACKOFF", default_value_t = 86_400)]
+    pub harvest_max_backoff: u64,
+    /// Let the harvester fetch from loopback addresses (local development and tests only).
+    #[arg(long, env = "GEOWEBDNS_HARVEST_ALLOW_LOOPBACK")]
+    pub harvest_allow_loopback: bool,
+    /// Let the harvester fetch from private, link-local and loopback addresses (closed networks only).
+    #[arg(long, env = "GEOWEBDNS_HARVEST_ALLOW_PRIVATE")]
+    pub harvest_allow_private: bool,
     /// How often to poll the change log for other instances' writes, in milliseconds
     /// (PostgreSQL also pushes changes at once with LISTEN/NOTIFY).
     #[arg(long, env = "GEOWEBDNS_POLL_INTERVAL_MS", default_value_t = 1000)]
@@ -538,6 +559,18 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         max_vertices: args.max_vertices,
         max_within_m: args.max_within_m,
         nearest_max_m: args.nearest_max_m,
+        harvest: crate::harvest::HarvestSettings {
+            interval: (args.harvest_interval > 0).then(|| Duration::from_secs(args.harvest_interval)),
+            concurrency: args.harvest_concurrency.max(1),
+            max_backoff: Duration::from_secs(args.harvest_max_backoff),
+            policy: crate::harvest::fetch::FetchPolicy {
+                timeout: Duration::from_secs(args.harvest_timeout.max(1)),
+                max_bytes: args.harvest_max_bytes,
+                allow_loopback: args.harvest_allow_loopback,
+                allow_private: args.harvest_allow_private,
+                ..Default::default()
+            },
+        },
         lost_server_name: args.lost_server_name,
     };
     let state = AppState::new(store, std::sync::Arc::new(snapshot), settings).with_keys(keys);
@@ -547,12 +580,16 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         state.write_lock.clone(),
         Duration::from_millis(args.poll_interval_ms.max(10)),
     );
+    let harvester = crate::harvest::spawn(state.clone());
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, backend = state.store.backend(), "listening");
     axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     follower.abort();
+    if let Some(h) = harvester {
+        h.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

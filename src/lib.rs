@@ -19,6 +19,7 @@ pub mod cli;
 pub mod error;
 pub mod export;
 pub mod geometry;
+pub mod harvest;
 pub mod import;
 pub mod index;
 pub mod lost;
@@ -53,6 +54,8 @@ pub struct Settings {
     pub max_within_m: f64,
     /// How far `nearest=true` searches, in metres.
     pub nearest_max_m: f64,
+    /// The services harvester.
+    pub harvest: harvest::HarvestSettings,
     /// This server's name in LoST `source` and `via` attributes (a dotted name).
     pub lost_server_name: String,
 }
@@ -67,6 +70,7 @@ impl Default for Settings {
             max_vertices: 250_000,
             max_within_m: 10_000.0,
             nearest_max_m: 200_000.0,
+            harvest: harvest::HarvestSettings::default(),
             lost_server_name: lost::DEFAULT_SERVER_NAME.to_owned(),
         }
     }

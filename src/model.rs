@@ -180,8 +180,56 @@ pub struct Endpoint {
     pub updated_at: String,
     /// Record version, incremented on each change.
     pub version: i64,
+    /// Details of the last harvest attempt (see [`Health`]).
+    #[serde(flatten, default)]
+    pub health: Health,
     /// The services this endpoint offers.
     pub services: Vec<Service>,
+}
+
+/// What the harvester learnt the last time it fetched an endpoint's service
+/// list (besides `last_checked`, `last_ok` and `status` on the endpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// HTTP status of the last attempt, if a response came back.
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// Time the last attempt took, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// Why the last attempt failed; `None` after a success.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Failed attempts since the last success.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// `ETag` of the last service list fetched, for a conditional GET (internal).
+    #[serde(skip)]
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last service list fetched (internal).
+    #[serde(skip)]
+    pub last_modified: Option<String>,
+}
+
+/// Where a service entry comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceSource {
+    /// Entered through the admin API (or an import); the harvester never touches it.
+    #[default]
+    Manual,
+    /// Read from the endpoint's own `services.json` by the harvester.
+    Harvested,
+}
+
+impl ServiceSource {
+    /// The stable lower-case name used in JSON and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceSource::Manual => "manual",
+            ServiceSource::Harvested => "harvested",
+        }
+    }
 }
 
 /// A GeoReport v2 service offered by an endpoint.
@@ -206,6 +254,9 @@ pub struct Service {
     /// Category the service belongs to.
     #[serde(default)]
     pub group: Option<String>,
+    /// Entered by hand or harvested from the endpoint.
+    #[serde(default)]
+    pub source: ServiceSource,
 }
 
 fn default_service_type() -> String {

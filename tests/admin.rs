@@ -323,7 +323,7 @@ async fn if_match_prevents_lost_updates_and_services_can_be_edited(b: Backend) {
     let a = call(s, "DELETE", &format!("{uri}/services/A"), Some(&admin), None).await.expect(200);
     assert_eq!(
         a.body["services"],
-        json!([{"service_code":"B","service_name":"Beta","description":null,"metadata":false,"type":"realtime","keywords":[],"group":"G"}])
+        json!([{"service_code":"B","service_name":"Beta","description":null,"metadata":false,"type":"realtime","keywords":[],"group":"G","source":"manual"}])
     );
     call(s, "DELETE", &format!("{uri}/services/A"), Some(&admin), None).await.problem(404, None);
     // The resolve answer shows the edited list.

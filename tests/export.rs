@@ -78,6 +78,7 @@ async fn build_source() -> Source {
         kind: "realtime".into(),
         keywords: vec!["test".into(), code.into()],
         group: Some("Streets".into()),
+        source: geowebdns::model::ServiceSource::Manual,
     };
     let endpoint = Endpoint {
         id: "test:bloomington-extra".into(),
@@ -99,6 +100,7 @@ async fn build_source() -> Source {
         created_at: now.clone(),
         updated_at: now,
         version: 1,
+        health: geowebdns::model::Health::default(),
         services: vec![service("001", "Pothole"), service("002", "Graffiti")],
     };
     store.create_endpoint(&endpoint, &actor).await.unwrap();

@@ -137,6 +137,7 @@ fn service(code: &str, name: &str) -> Service {
         kind: "realtime".to_owned(),
         keywords: vec!["a".to_owned(), "b c".to_owned()],
         group: if code.starts_with('z') { None } else { Some("streets".to_owned()) },
+        source: geowebdns::model::ServiceSource::Manual,
     }
 }
 
@@ -162,6 +163,7 @@ fn endpoint(id: &str, jurisdiction_id: &str) -> Endpoint {
         created_at: String::new(),
         updated_at: String::new(),
         version: 0,
+        health: geowebdns::model::Health::default(),
         services: vec![service("zz-pothole", "Pothole"), service("aa-graffiti", "Graffiti")],
     }
 }

@@ -273,6 +273,7 @@ impl ServiceWrite {
             kind,
             keywords,
             group: opt_text(&f("group"), self.group, 200)?,
+            source: crate::model::ServiceSource::Manual,
         })
     }
 }
@@ -368,6 +369,7 @@ impl EndpointWrite {
             created_at: now.clone(),
             updated_at: now,
             version: 1,
+            health: crate::model::Health::default(),
             services: services(self.services, "services")?,
         })
     }

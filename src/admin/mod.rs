@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/jurisdictions/{id}/endpoints", post(create_endpoint).get(list_endpoints))
         .route("/admin/v1/endpoints/{id}", get(get_endpoint).patch(patch_endpoint).delete(delete_endpoint))
         .route("/admin/v1/endpoints/{id}/services", put(replace_services))
+        .route("/admin/v1/endpoints/{id}/harvest", post(harvest_now))
         .route("/admin/v1/endpoints/{id}/services/{code}", put(upsert_service).delete(delete_service))
         .route("/admin/v1/import", post(bulk_import))
         .route("/admin/v1/audit", get(audit))
@@ -339,6 +340,20 @@ async fn delete_endpoint(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Runs the harvester on one endpoint now and answers with its report and the
+/// endpoint record as it is afterwards (health, harvested services).
+async fn harvest_now(
+    p: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // Checks the scope (and existence) first.
+    endpoint_for(&p, &state, &id).await?;
+    let report = crate::harvest::harvest_endpoint(&state, &id).await?;
+    let saved = load_endpoint(&state, &id).await?;
+    Ok((StatusCode::OK, Json(json!({"report": report, "endpoint": saved}))).into_response())
+}
+
 async fn replace_services(
     p: Principal,
     State(state): State<AppState>,
@@ -348,7 +363,10 @@ async fn replace_services(
 ) -> Result<Response, ApiError> {
     let services = bodies::services(services, "")?;
     update_endpoint_with(&p, &state, &id, &headers, "endpoint.services.replace", |mut e| {
-        e.services = services;
+        // The manual list is replaced; harvested services stay (a manual code wins).
+        let harvested: Vec<Service> =
+            e.services.into_iter().filter(|s| s.source == crate::model::ServiceSource::Harvested).collect();
+        e.services = crate::harvest::merge_services(&services, harvested);
         Ok(e)
     })
     .await

@@ -85,6 +85,7 @@ pub fn endpoints() -> Result<Vec<Endpoint>, ImportError> {
             created_at: now.clone(),
             updated_at: now.clone(),
             version: 1,
+            health: crate::model::Health::default(),
             services: Vec::new(),
         })
         .collect())

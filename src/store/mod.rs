@@ -9,7 +9,7 @@
 pub mod postgres;
 pub mod sqlite;
 
-use crate::model::{Endpoint, Jurisdiction};
+use crate::model::{Endpoint, Health, Jurisdiction};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -158,6 +158,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<WriteOutcome>;
     /// Deletes an endpoint and its services, checking `expect`.
     async fn delete_endpoint(&self, id: &str, expect: Option<i64>, actor: &Actor) -> StoreResult<WriteOutcome>;
+    /// Records one harvest attempt on an endpoint: `status`, `last_checked`,
+    /// `last_ok` (on success) and the [`Health`] details. This is not a
+    /// registry edit: no audit entry, and no version bump or change-log row
+    /// unless `status` changed (then both, so every instance's index shows the
+    /// new status; the outcome is returned).
+    async fn record_health(&self, id: &str, update: &HealthUpdate) -> StoreResult<Option<WriteOutcome>>;
     /// Remembers an issued token (id and claims only).
     async fn record_token(&self, t: &TokenRecord) -> StoreResult<()>;
     /// Every recorded token, newest first, with its revocation state.
@@ -177,6 +183,19 @@ pub trait Store: Send + Sync + 'static {
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<i64>>> {
         Ok(None)
     }
+}
+
+/// The outcome of one harvest attempt, for [`Store::record_health`].
+#[derive(Debug, Clone)]
+pub struct HealthUpdate {
+    /// `up` or `down`.
+    pub status: String,
+    /// RFC 3339 time of the attempt.
+    pub checked_at: String,
+    /// Whether it succeeded (then `last_ok` becomes `checked_at`).
+    pub ok: bool,
+    /// Details.
+    pub health: Health,
 }
 
 /// One row of the change log.

@@ -20,10 +20,10 @@
 //! by a trigger (see [`CHANGES_CHANNEL`]).
 
 use super::{
-    now_rfc3339, Actor, AuditEntry, AuditFilter, Change, ImportBatch, Store, StoreError, StoreResult,
+    now_rfc3339, Actor, AuditEntry, AuditFilter, Change, HealthUpdate, ImportBatch, Store, StoreError, StoreResult,
     StoredJurisdiction, TokenRecord, WriteOutcome,
 };
-use crate::model::{Endpoint, EndpointType, Jurisdiction, Service, Tier};
+use crate::model::{Endpoint, EndpointType, Health, Jurisdiction, Service, ServiceSource, Tier};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -127,7 +127,22 @@ fn endpoint_from_row(row: &PgRow) -> StoreResult<Endpoint> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
+        health: health_from_row(row)?,
         services: Vec::new(),
+    })
+}
+
+fn health_from_row(row: &PgRow) -> StoreResult<Health> {
+    let status: Option<i32> = row.try_get("http_status")?;
+    let latency: Option<i64> = row.try_get("latency_ms")?;
+    let failures: i32 = row.try_get("consecutive_failures")?;
+    Ok(Health {
+        http_status: status.and_then(|s| u16::try_from(s).ok()),
+        latency_ms: latency.and_then(|l| u64::try_from(l).ok()),
+        last_error: row.try_get("last_error")?,
+        consecutive_failures: u32::try_from(failures).unwrap_or(0),
+        etag: row.try_get("harvest_etag")?,
+        last_modified: row.try_get("harvest_last_modified")?,
     })
 }
 
@@ -143,6 +158,11 @@ fn service_from_row(row: &PgRow) -> StoreResult<(String, Service)> {
             kind: row.try_get("type")?,
             keywords: decode_json(&keywords, "keywords")?,
             group: row.try_get("group_name")?,
+            source: if row.try_get::<String, _>("source")? == "harvested" {
+                ServiceSource::Harvested
+            } else {
+                ServiceSource::Manual
+            },
         },
     ))
 }
@@ -241,7 +261,8 @@ async fn upsert_endpoint(tx: &mut Transaction<'_, Postgres>, e: &Endpoint, at: &
              open311_jurisdiction_id = excluded.open311_jurisdiction_id, key_service = excluded.key_service,
              discovery_url = excluded.discovery_url, docs_url = excluded.docs_url,
              terms_url = excluded.terms_url, contact = excluded.contact, changeset = excluded.changeset,
-             updated_at = excluded.updated_at, version = endpoints.version + 1",
+             updated_at = excluded.updated_at, version = endpoints.version + 1,
+             harvest_etag = null, harvest_last_modified = null",
     )
     .bind(&e.id)
     .bind(&e.jurisdiction_id)
@@ -276,8 +297,8 @@ async fn replace_services(
     for (pos, s) in services.iter().enumerate() {
         sqlx::query(
             "insert into services (endpoint_id, service_code, service_name, description, metadata, type,
-                                   keywords, group_name, position)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                   keywords, group_name, position, source)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(endpoint_id)
         .bind(&s.service_code)
@@ -288,6 +309,7 @@ async fn replace_services(
         .bind(json_text(&s.keywords))
         .bind(&s.group)
         .bind(pos as i64)
+        .bind(s.source.as_str())
         .execute(&mut **tx)
         .await
         .map_err(conflict_or_db)?;
@@ -721,6 +743,47 @@ impl Store for PgStore {
         .await?;
         tx.commit().await?;
         Ok(WriteOutcome { seq })
+    }
+
+    async fn record_health(&self, id: &str, u: &HealthUpdate) -> StoreResult<Option<WriteOutcome>> {
+        let mut tx = self.begin_write().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("select status from endpoints where id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let Some(current) = current else {
+            return Err(StoreError::NotFound { entity: "endpoint", id: id.to_owned() });
+        };
+        let flipped = current != u.status;
+        sqlx::query(
+            "update endpoints set status = $1, last_checked = $2,
+                    last_ok = case when $3 then $4 else last_ok end,
+                    http_status = $5, latency_ms = $6, last_error = $7, consecutive_failures = $8,
+                    harvest_etag = $9, harvest_last_modified = $10,
+                    version = version + $11, updated_at = case when $12 then $13 else updated_at end
+             where id = $14",
+        )
+        .bind(&u.status)
+        .bind(&u.checked_at)
+        .bind(u.ok)
+        .bind(&u.checked_at)
+        .bind(u.health.http_status.map(i32::from))
+        .bind(u.health.latency_ms.and_then(|l| i64::try_from(l).ok()))
+        .bind(&u.health.last_error)
+        .bind(i32::try_from(u.health.consecutive_failures).unwrap_or(i32::MAX))
+        .bind(&u.health.etag)
+        .bind(&u.health.last_modified)
+        .bind(i64::from(flipped))
+        .bind(flipped)
+        .bind(&u.checked_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let outcome = if flipped {
+            Some(WriteOutcome { seq: log_change(&mut tx, "endpoint", id, "upsert", &u.checked_at).await? })
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     async fn record_token(&self, t: &TokenRecord) -> StoreResult<()> {

@@ -5,10 +5,10 @@
 //! embedded in the binary.
 
 use super::{
-    now_rfc3339, Actor, AuditEntry, AuditFilter, Change, ImportBatch, Store, StoreError, StoreResult,
+    now_rfc3339, Actor, AuditEntry, AuditFilter, Change, HealthUpdate, ImportBatch, Store, StoreError, StoreResult,
     StoredJurisdiction, TokenRecord, WriteOutcome,
 };
-use crate::model::{Endpoint, EndpointType, Jurisdiction, Service, Tier};
+use crate::model::{Endpoint, EndpointType, Health, Jurisdiction, Service, ServiceSource, Tier};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
@@ -104,7 +104,22 @@ fn endpoint_from_row(row: &SqliteRow) -> StoreResult<Endpoint> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
+        health: health_from_row(row)?,
         services: Vec::new(),
+    })
+}
+
+fn health_from_row(row: &SqliteRow) -> StoreResult<Health> {
+    let status: Option<i32> = row.try_get("http_status")?;
+    let latency: Option<i64> = row.try_get("latency_ms")?;
+    let failures: i32 = row.try_get("consecutive_failures")?;
+    Ok(Health {
+        http_status: status.and_then(|s| u16::try_from(s).ok()),
+        latency_ms: latency.and_then(|l| u64::try_from(l).ok()),
+        last_error: row.try_get("last_error")?,
+        consecutive_failures: u32::try_from(failures).unwrap_or(0),
+        etag: row.try_get("harvest_etag")?,
+        last_modified: row.try_get("harvest_last_modified")?,
     })
 }
 
@@ -120,6 +135,11 @@ fn service_from_row(row: &SqliteRow) -> StoreResult<(String, Service)> {
             kind: row.try_get("type")?,
             keywords: decode_json(&keywords, "keywords")?,
             group: row.try_get("group_name")?,
+            source: if row.try_get::<String, _>("source")? == "harvested" {
+                ServiceSource::Harvested
+            } else {
+                ServiceSource::Manual
+            },
         },
     ))
 }
@@ -212,7 +232,8 @@ async fn upsert_endpoint(tx: &mut Transaction<'_, Sqlite>, e: &Endpoint, at: &st
              open311_jurisdiction_id = excluded.open311_jurisdiction_id, key_service = excluded.key_service,
              discovery_url = excluded.discovery_url, docs_url = excluded.docs_url,
              terms_url = excluded.terms_url, contact = excluded.contact, changeset = excluded.changeset,
-             updated_at = excluded.updated_at, version = endpoints.version + 1",
+             updated_at = excluded.updated_at, version = endpoints.version + 1,
+             harvest_etag = null, harvest_last_modified = null",
     )
     .bind(&e.id)
     .bind(&e.jurisdiction_id)
@@ -247,8 +268,8 @@ async fn replace_services(
     for (pos, s) in services.iter().enumerate() {
         sqlx::query(
             "insert into services (endpoint_id, service_code, service_name, description, metadata, type,
-                                   keywords, group_name, position)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   keywords, group_name, position, source)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(endpoint_id)
         .bind(&s.service_code)
@@ -259,6 +280,7 @@ async fn replace_services(
         .bind(json_text(&s.keywords))
         .bind(&s.group)
         .bind(pos as i64)
+        .bind(s.source.as_str())
         .execute(&mut **tx)
         .await
         .map_err(conflict_or_db)?;
@@ -687,6 +709,47 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(WriteOutcome { seq })
+    }
+
+    async fn record_health(&self, id: &str, u: &HealthUpdate) -> StoreResult<Option<WriteOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("select status from endpoints where id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let Some(current) = current else {
+            return Err(StoreError::NotFound { entity: "endpoint", id: id.to_owned() });
+        };
+        let flipped = current != u.status;
+        sqlx::query(
+            "update endpoints set status = ?, last_checked = ?,
+                    last_ok = case when ? then ? else last_ok end,
+                    http_status = ?, latency_ms = ?, last_error = ?, consecutive_failures = ?,
+                    harvest_etag = ?, harvest_last_modified = ?,
+                    version = version + ?, updated_at = case when ? then ? else updated_at end
+             where id = ?",
+        )
+        .bind(&u.status)
+        .bind(&u.checked_at)
+        .bind(u.ok)
+        .bind(&u.checked_at)
+        .bind(u.health.http_status.map(i64::from))
+        .bind(u.health.latency_ms.and_then(|l| i64::try_from(l).ok()))
+        .bind(&u.health.last_error)
+        .bind(i64::from(u.health.consecutive_failures))
+        .bind(&u.health.etag)
+        .bind(&u.health.last_modified)
+        .bind(i64::from(flipped))
+        .bind(flipped)
+        .bind(&u.checked_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let outcome = if flipped {
+            Some(WriteOutcome { seq: log_change(&mut tx, "endpoint", id, "upsert", &u.checked_at).await? })
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     async fn record_token(&self, t: &TokenRecord) -> StoreResult<()> {

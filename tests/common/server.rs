@@ -29,6 +29,8 @@ pub fn serve(database_url: &str, key_dir: &Path, extra: &[&str]) -> Server {
         .env("GEOWEBDNS_DATABASE_URL", database_url)
         .env("GEOWEBDNS_KEY_DIR", key_dir)
         .env("GEOWEBDNS_LOG", "info")
+        // Tests never reach the internet: the bundled endpoints are real servers.
+        .env("GEOWEBDNS_HARVEST_INTERVAL", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

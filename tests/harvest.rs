@@ -102,6 +102,10 @@ async fn huge() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], vec![b' '; 4 << 20]).into_response()
 }
 
+async fn bad_xml() -> Response {
+    ([(header::CONTENT_TYPE, "application/xml")], "<services><service><service_code>1</service_code>").into_response()
+}
+
 async fn error500() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
 }
@@ -121,6 +125,7 @@ async fn fake_servers(seen: Shared) -> String {
         .route("/html/services.json", get(html))
         .route("/huge/services.json", get(huge))
         .route("/error/services.json", get(error500))
+        .route("/badxml/services.xml", get(bad_xml))
         .route("/private/services.json", get(to_private))
         .with_state(seen);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -197,6 +202,7 @@ async fn a_correct_server_is_harvested_with_conditional_get(b: Backend) {
     assert!(e["last_error"].is_null());
     assert!(e["latency_ms"].as_u64().is_some());
     assert_eq!(e["last_ok"], e["last_checked"]);
+    assert_eq!(e["changeset"], "2026-01-02T03:04:05Z", "the discovery document's changeset is kept");
     let services: Vec<(String, String)> = e["services"]
         .as_array()
         .unwrap()
@@ -281,6 +287,7 @@ async fn bad_servers_are_recorded_as_failures(b: Backend) {
     let base = fake_servers(seen.clone()).await;
     let admin = w.token("root", &["admin"]);
     for (path, status, error_contains) in [
+        ("badxml", Some(200), "unusable service list"),
         ("slow", None, "timed out"),
         ("garbage", Some(200), "unusable service list"),
         ("html", Some(200), "unusable service list"),
@@ -288,7 +295,8 @@ async fn bad_servers_are_recorded_as_failures(b: Backend) {
         ("error", Some(500), "500"),
         ("private", None, "10.0.0.1"),
     ] {
-        let id = register(&w, &admin, &format!("{base}/{path}/"), &["application/json"], None).await;
+        let formats: &[&str] = if path == "badxml" { &["text/xml"] } else { &["application/json"] };
+        let id = register(&w, &admin, &format!("{base}/{path}/"), formats, None).await;
         let started = std::time::Instant::now();
         let r = harvest(&w, &admin, &id).await;
         assert!(started.elapsed() < Duration::from_secs(4), "{path}: the timeout bounds every fetch");

@@ -161,6 +161,21 @@ pub struct ServeArgs {
     /// Longest wait between attempts on an endpoint that keeps failing, in seconds.
     #[arg(long, env = "GEOWEBDNS_HARVEST_MAX_BACKOFF", default_value_t = 86_400)]
     pub harvest_max_backoff: u64,
+    /// Most public requests in flight; more are answered 503 with Retry-After at once.
+    #[arg(long, env = "GEOWEBDNS_MAX_CONCURRENT", default_value_t = 1024)]
+    pub max_concurrent: usize,
+    /// Most admin requests in flight (a pool of their own, so public load cannot starve them).
+    #[arg(long, env = "GEOWEBDNS_ADMIN_MAX_CONCURRENT", default_value_t = 64)]
+    pub admin_max_concurrent: usize,
+    /// Public requests per second per client address (429 beyond); 0 turns the rate limit off.
+    #[arg(long, env = "GEOWEBDNS_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Burst size of the per-client rate limit.
+    #[arg(long, env = "GEOWEBDNS_RATE_BURST", default_value_t = 50)]
+    pub rate_burst: u32,
+    /// Largest request line plus headers, in bytes (431 beyond).
+    #[arg(long, env = "GEOWEBDNS_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
     /// Let the harvester fetch from loopback addresses (local development and tests only).
     #[arg(long, env = "GEOWEBDNS_HARVEST_ALLOW_LOOPBACK")]
     pub harvest_allow_loopback: bool,
@@ -559,6 +574,13 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         max_vertices: args.max_vertices,
         max_within_m: args.max_within_m,
         nearest_max_m: args.nearest_max_m,
+        limits: crate::limits::LimitSettings {
+            max_concurrent: args.max_concurrent.max(1),
+            admin_max_concurrent: args.admin_max_concurrent.max(1),
+            rate_limit: std::num::NonZeroU32::new(args.rate_limit),
+            rate_burst: std::num::NonZeroU32::new(args.rate_burst).unwrap_or(std::num::NonZeroU32::MIN),
+            max_header_bytes: args.max_header_bytes,
+        },
         harvest: crate::harvest::HarvestSettings {
             interval: (args.harvest_interval > 0).then(|| Duration::from_secs(args.harvest_interval)),
             concurrency: args.harvest_concurrency.max(1),
@@ -585,7 +607,9 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, backend = state.store.backend(), "listening");
-    axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     follower.abort();
     if let Some(h) = harvester {
         h.abort();

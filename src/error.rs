@@ -51,6 +51,23 @@ pub enum ApiError {
     /// 503: the store or index is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: too many requests in flight, or the request ran out of time.
+    #[error("{detail}")]
+    Overloaded {
+        /// What happened.
+        detail: String,
+        /// Seconds after which a retry is reasonable.
+        retry_after: u64,
+    },
+    /// 429 with `Retry-After`: this client sent more requests than the rate limit allows.
+    #[error("too many requests from this client; retry after {retry_after} s")]
+    RateLimited {
+        /// Seconds until the next request is allowed.
+        retry_after: u64,
+    },
+    /// 431: the request headers are larger than allowed.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 500: a bug or an unexpected failure; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -81,7 +98,9 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +116,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded { .. } => "overloaded",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -142,6 +164,9 @@ impl IntoResponse for ApiError {
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(v) = www_authenticate {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        if let ApiError::Overloaded { retry_after, .. } | ApiError::RateLimited { retry_after } = &self {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         res
     }

@@ -22,6 +22,7 @@ pub mod geometry;
 pub mod harvest;
 pub mod import;
 pub mod index;
+pub mod limits;
 pub mod lost;
 pub mod model;
 pub mod store;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub nearest_max_m: f64,
     /// The services harvester.
     pub harvest: harvest::HarvestSettings,
+    /// Concurrency, rate and header limits.
+    pub limits: limits::LimitSettings,
     /// This server's name in LoST `source` and `via` attributes (a dotted name).
     pub lost_server_name: String,
 }
@@ -71,6 +74,7 @@ impl Default for Settings {
             max_within_m: 10_000.0,
             nearest_max_m: 200_000.0,
             harvest: harvest::HarvestSettings::default(),
+            limits: limits::LimitSettings::default(),
             lost_server_name: lost::DEFAULT_SERVER_NAME.to_owned(),
         }
     }
@@ -91,11 +95,14 @@ pub struct AppState {
     pub keys: Option<Arc<auth::Keys>>,
     /// Serialises this instance's writes so snapshots are published in order.
     pub write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Concurrency slots and rate-limit state.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
     /// State around a loaded snapshot (marked ready).
     pub fn new(store: DynStore, snapshot: Arc<index::Snapshot>, settings: Settings) -> Self {
+        let limits = Arc::new(limits::Limits::new(&settings.limits));
         Self {
             store,
             index: Arc::new(IndexHandle::new(snapshot)),
@@ -103,6 +110,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             keys: None,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            limits,
         }
     }
 
@@ -125,11 +133,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(res) => res,
+                Err(_) => limits::timed_out(timeout),
+            }
+        }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(CorsLayer::permissive())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

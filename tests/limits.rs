@@ -1,0 +1,100 @@
+//! Limits and overload through the real router: load is shed with 503 and
+//! Retry-After instead of queueing, admin requests have slots of their own,
+//! the per-client rate limit answers 429, oversized headers 431, slow
+//! requests a 503 problem, and every one of them is a problem+json body.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use common::{call, send, state_on, writable, Backend};
+use geowebdns::limits::LimitSettings;
+use geowebdns::Settings;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+const AT_BLOOMINGTON: &str = "/v1/resolve?lat=39.1653&lon=-86.5264";
+
+fn from(addr: &str, uri: &str) -> Request<Body> {
+    let mut req = Request::get(uri).body(Body::empty()).unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
+    req
+}
+
+#[tokio::test]
+async fn a_full_server_sheds_public_load_but_still_serves_admin() {
+    let limits = LimitSettings { max_concurrent: 2, admin_max_concurrent: 2, ..LimitSettings::default() };
+    let w = writable(Backend::Sqlite, Settings { limits, ..Settings::default() }).await.unwrap();
+    let s = &w.state;
+    send(s, from("10.1.1.1:1000", AT_BLOOMINGTON)).await.expect(200);
+    // Every public slot taken (as by two slow requests in flight).
+    let held: Vec<_> = (0..2).map(|_| s.limits.occupy_public().unwrap()).collect();
+    let a = send(s, from("10.1.1.1:1000", AT_BLOOMINGTON)).await.problem(503, None);
+    assert_eq!(a.body["code"], "overloaded");
+    assert_eq!(a.header("retry-after"), "1");
+    assert!(a.body["detail"].as_str().unwrap().contains("2 public requests"), "{}", a.body);
+    // Shed at once, not queued: the answer came back while the slots are still held.
+    // Admin requests have their own slots.
+    let admin = w.token("root", &["admin"]);
+    call(s, "GET", "/admin/v1/whoami", Some(&admin), None).await.expect(200);
+    drop(held);
+    send(s, from("10.1.1.1:1000", AT_BLOOMINGTON)).await.expect(200);
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_per_client_and_spares_admin_routes() {
+    let limits = LimitSettings {
+        rate_limit: NonZeroU32::new(1),
+        rate_burst: NonZeroU32::new(3).unwrap(),
+        ..LimitSettings::default()
+    };
+    let w = writable(Backend::Sqlite, Settings { limits, ..Settings::default() }).await.unwrap();
+    let s = &w.state;
+    for _ in 0..3 {
+        send(s, from("192.0.2.7:5555", AT_BLOOMINGTON)).await.expect(200);
+    }
+    let a = send(s, from("192.0.2.7:5556", AT_BLOOMINGTON)).await.problem(429, None);
+    assert_eq!(a.body["code"], "rate_limited");
+    let retry: u64 = a.header("retry-after").parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Another client is not affected.
+    send(s, from("192.0.2.8:5555", AT_BLOOMINGTON)).await.expect(200);
+    // Admin routes are not rate limited.
+    let admin = w.token("root", &["admin"]);
+    for _ in 0..5 {
+        call(s, "GET", "/admin/v1/whoami", Some(&admin), None).await.expect(200);
+    }
+    // The bucket refills.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(s, from("192.0.2.7:5555", AT_BLOOMINGTON)).await.expect(200);
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let limits = LimitSettings { max_header_bytes: 4096, ..LimitSettings::default() };
+    let t = state_on(Backend::Sqlite, Settings { limits, ..Settings::default() }).await.unwrap();
+    let req = Request::get(AT_BLOOMINGTON).header("x-padding", "a".repeat(8000)).body(Body::empty()).unwrap();
+    let a = send(&t.state, req).await.problem(431, None);
+    assert_eq!(a.body["code"], "headers_too_large");
+    let long_query = format!("{AT_BLOOMINGTON}&tier={}", "country,".repeat(1000));
+    send(&t.state, Request::get(long_query).body(Body::empty()).unwrap()).await.problem(431, None);
+    send(&t.state, Request::get(AT_BLOOMINGTON).body(Body::empty()).unwrap()).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_request_that_runs_out_of_time_is_a_503_problem() {
+    let t = state_on(Backend::Sqlite, Settings { request_timeout: Duration::from_millis(1), ..Settings::default() })
+        .await
+        .unwrap();
+    // A large batch runs on the blocking pool, so the request cannot finish within 1 ms.
+    let points: Vec<String> =
+        (0..5000).map(|i| format!(r#"{{"lat":{},"lon":{}}}"#, 30.0 + f64::from(i) * 1e-3, -90.0)).collect();
+    let body = format!(r#"{{"points":[{}]}}"#, points.join(","));
+    let a = common::post_json(&t.state, "/v1/resolve", &body).await.problem(503, None);
+    assert_eq!(a.body["code"], "overloaded");
+    assert_eq!(a.header("retry-after"), "1");
+    assert!(a.body["detail"].as_str().unwrap().contains("longer than 1 ms"), "{}", a.body);
+}

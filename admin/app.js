@@ -155,6 +155,7 @@ let mainMap, createMap;
 function showEmptyMap() {
   mainMap.setLayers([]);
   mainMap.fit([0, 0.25, 1, 0.75]);
+  $('#map-empty').hidden = false;
   say('Search for a jurisdiction to draw it, or click the map to see who serves a point.');
 }
 
@@ -198,6 +199,7 @@ async function drawJurisdiction(record) {
   }
   mainMap.setLayers(layers);
   mainMap.fit();
+  $('#map-empty').hidden = layers.length > 0;
   return chain;
 }
 
@@ -590,7 +592,7 @@ async function search(ev) {
     const items = body.items || [];
     out.replaceChildren(...items.map((j) => h('li', {},
       h('button', { type: 'button', class: 'link', onclick: () => openJurisdiction(j.id) }, j.name),
-      h('span', { class: 'muted' }, ` ${j.tier} · ${j.id}`))));
+      h('span', { class: 'muted' }, ` ${j.tier} · ${j.id}${j.parent ? ` · in ${j.parent}` : ''}`))));
     if (!items.length) out.replaceChildren(h('li', { class: 'muted' }, 'No jurisdiction matches.'));
     say(`${body.total} jurisdictions match “${q}”${body.total > items.length ? `; showing ${items.length}` : ''}.`);
   } catch (p) {

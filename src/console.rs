@@ -97,8 +97,11 @@ impl ConsoleConfig {
     fn index_html(&self) -> String {
         match &self.tiles {
             // The template was checked to hold no quotes or angle brackets; `&` is escaped.
-            Some((template, _)) => INDEX_HTML
-                .replacen("<body>", &format!("<body data-tile-url=\"{}\">", template.replace('&', "&amp;")), 1),
+            Some((template, _)) => INDEX_HTML.replacen(
+                "<body>",
+                &format!("<body data-tile-url=\"{}\">", template.replace('&', "&amp;")),
+                1,
+            ),
             None => INDEX_HTML.to_owned(),
         }
     }
@@ -114,15 +117,13 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(config: ConsoleConfig) -> R
     let headers = Arc::new(security_headers(&config));
     let index = Arc::new(config.index_html());
     let index_headers = headers.clone();
-    let mut router = Router::new()
-        .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
-        .route(
-            "/admin/",
-            get(move || {
-                let (headers, index) = (index_headers.clone(), index.clone());
-                async move { respond(&headers, "text/html; charset=utf-8", index.as_bytes().to_vec()) }
-            }),
-        );
+    let mut router = Router::new().route("/admin", get(|| async { Redirect::permanent("/admin/") })).route(
+        "/admin/",
+        get(move || {
+            let (headers, index) = (index_headers.clone(), index.clone());
+            async move { respond(&headers, "text/html; charset=utf-8", index.as_bytes().to_vec()) }
+        }),
+    );
     for asset in ASSETS {
         let headers = headers.clone();
         router = router.route(

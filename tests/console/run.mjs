@@ -266,6 +266,35 @@ try {
     await waitText(city.locator('#status'), /does not offer harvesting|Harvested|harvest failed/);
   });
 
+  await scenario('endpoint health and harvested services show when the server sends them', async () => {
+    // Fields of the harvester: simulated here by rewriting the API's answers in the browser.
+    const glob = '**/admin/v1/jurisdictions/*/endpoints';
+    await city.route(glob, async (route) => {
+      const res = await route.fetch();
+      const json = await res.json();
+      for (const ep of json.items || []) {
+        if (!ep.url.includes('311.example.org')) continue;
+        Object.assign(ep, { status: 'down', http_status: 503, latency_ms: 812, consecutive_failures: 3,
+          last_error: 'HTTP 503 Service Unavailable from services.xml', last_checked: '2026-01-31T12:00:00Z', last_ok: '2026-01-30T12:00:00Z' });
+        ep.services = (ep.services || []).map((svc) => ({ ...svc, source: 'harvested' }));
+      }
+      await route.fulfill({ response: res, json });
+    });
+    await city.locator('#pick-select').dispatchEvent('change');
+    const card = city.locator('#endpoint-list li.card', { hasText: '311.example.org' });
+    await waitText(card, /DOWN/i);
+    const text = await card.textContent();
+    for (const want of ['HTTP 503', 'latency 812 ms', 'failures in a row: 3', 'Last error: HTTP 503 Service Unavailable', 'last up 2026-01-30 12:00:00 UTC']) {
+      assert(text.includes(want), `shows ${want}: ${text}`);
+    }
+    await card.locator('summary').click();
+    await waitText(card.locator('.services'), /harvested/);
+    await shot(city, 'health');
+    await city.unroute(glob);
+    await city.locator('#pick-select').dispatchEvent('change');
+    await waitText(city.locator('#endpoint-list li.card', { hasText: '311.example.org' }), /UNKNOWN|UP|DOWN/i);
+  });
+
   await scenario('a jurisdiction token cannot edit another jurisdiction', async () => {
     // The UI offers no way: no Manage button for the county (checked above), and
     // opening it by link is refused by the API with a 403 that the page explains.

@@ -10,12 +10,14 @@
 //! - [`export`]: the whole registry as one GeoJSON FeatureCollection, and its restore.
 //! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
 //!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type;
-//!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`.
+//!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`;
+//!   [`console`]: the admin web console at `/admin/`.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod export;
 pub mod geometry;
@@ -130,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(admin::router())
         .merge(lost::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

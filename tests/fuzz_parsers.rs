@@ -1255,3 +1255,36 @@ fn seed_corpus_replays_cleanly() {
     }
     assert!(replayed >= 40, "only {replayed} corpus files");
 }
+
+/// Regression (found by `jwt/signed`): a token signed with our key and an
+/// `aud` claim jsonwebtoken cannot parse (`[null]`, a number, an object) was
+/// accepted, although tokens with `aud` are documented as refused.
+#[test]
+fn signed_token_with_any_aud_is_refused() {
+    use geowebdns::auth::{KeySettings, Keys};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = KeySettings { key_dir: dir.path().join("k"), ..KeySettings::default() };
+    let keys = Keys::load_or_create(&settings).unwrap();
+    let encoding =
+        jsonwebtoken::EncodingKey::from_ed_pem(&std::fs::read(settings.private_key_path()).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let sign = |aud: Option<serde_json::Value>| {
+        let mut c = serde_json::json!({"sub": "x", "iat": now, "exp": now + 600, "jti": "j", "scopes": ["admin"]});
+        if let Some(aud) = aud {
+            c["aud"] = aud;
+        }
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA), &c, &encoding).unwrap()
+    };
+    assert!(keys.verify(&sign(None)).is_ok(), "the control token must verify");
+    for aud in [
+        serde_json::json!([null]),
+        serde_json::json!(5),
+        serde_json::json!({}),
+        serde_json::json!(null),
+        serde_json::json!("geowebdns"),
+        serde_json::json!(["geowebdns"]),
+    ] {
+        let e = keys.verify(&sign(Some(aud.clone()))).expect_err(&aud.to_string());
+        assert_eq!(e.status(), 401, "{aud}: {e:?}");
+    }
+}

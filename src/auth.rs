@@ -193,6 +193,27 @@ pub struct Claims {
     pub scopes: Vec<String>,
 }
 
+/// What a token is decoded into: its [`Claims`] and whether it has an `aud`
+/// claim, whatever its value.
+#[derive(Deserialize)]
+struct Decoded {
+    #[serde(flatten)]
+    claims: Claims,
+    #[serde(default)]
+    aud: Present,
+}
+
+/// `true` when the member is present (even `null`), its value ignored.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Present(true))
+    }
+}
+
 /// Who a verified token speaks for, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -505,11 +526,18 @@ impl Keys {
     }
 
     fn verify_inner(&self, token: &str) -> Result<Principal, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<Decoded>(token, &self.decoding, &self.validation).map_err(|e| {
             tracing::debug!(reason = %e, "token failed validation");
             map_jwt_error(e.kind())
         })?;
-        let claims = data.claims;
+        // jsonwebtoken refuses an `aud` it can parse (a string or an array of
+        // strings) but ignores any other `aud` (`[null]`, `5`, `{}`); refuse
+        // every token that has the claim at all.
+        if data.claims.aud.0 {
+            tracing::debug!("token has an aud claim");
+            return Err(AuthError::Malformed);
+        }
+        let claims = data.claims.claims;
         if claims.sub.is_empty() || claims.jti.is_empty() {
             tracing::debug!("token has an empty sub or jti");
             return Err(AuthError::Malformed);

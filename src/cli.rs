@@ -603,6 +603,16 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         Duration::from_millis(args.poll_interval_ms.max(10)),
     );
     let harvester = crate::harvest::spawn(state.clone());
+    // The per-client rate limiter forgets clients whose bucket is full again.
+    let pruner = {
+        let limits = state.limits.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                limits.forget_idle_clients();
+            }
+        })
+    };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
@@ -611,6 +621,7 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     follower.abort();
+    pruner.abort();
     if let Some(h) = harvester {
         h.abort();
     }

@@ -329,9 +329,19 @@ async function harvestNow(ep, button) {
   button.disabled = true;
   say(`Harvesting ${ep.url}…`);
   try {
+    // The answer is {report, endpoint}: what the harvest did, and the endpoint as it is now.
     const { body } = await api(`/admin/v1/endpoints/${seg(ep.id)}/harvest`, { method: 'POST' });
-    const n = body && Array.isArray(body.services) ? body.services.length : 0;
-    say(`Harvested ${ep.url}: status ${body && body.status ? body.status : 'unknown'}, ${n} services.`, 'ok');
+    const report = (body && body.report) || {};
+    const saved = (body && body.endpoint) || {};
+    const harvested = Array.isArray(saved.services) ? saved.services.filter((s) => s.source === 'harvested').length : 0;
+    if (report.outcome === 'failed') {
+      say(`The harvest of ${ep.url} failed: ${report.error || 'unknown error'}. Its health now says ${saved.status || 'down'}.`, 'error');
+    } else if (report.outcome === 'not_modified') {
+      say(`Harvested ${ep.url}: unchanged since the last harvest (status ${saved.status || 'up'}, ${harvested} harvested services).`, 'ok');
+    } else {
+      say(`Harvested ${ep.url}: status ${saved.status || 'unknown'}, ${report.services_found ?? 0} services found, ${harvested} kept as harvested.`, 'ok');
+    }
+    button.disabled = false;
     await loadEndpoints();
   } catch (p) {
     if (handleAuthLoss(p)) return;

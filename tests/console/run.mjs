@@ -263,10 +263,11 @@ try {
     await waitText(readout, new RegExp(`^(?!${zoomed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$)`));
   });
 
-  await scenario('Harvest now answers, or says the server has no harvester yet', async () => {
+  await scenario('Harvest now runs the real harvester and reports its refusal of a non-public address', async () => {
     const card = city.locator('#endpoint-list li.card', { hasText: '192.0.2.10' });
     await card.getByRole('button', { name: /Harvest now/ }).click();
-    await waitText(city.locator('#status'), /does not offer harvesting|Harvested|harvest failed/);
+    // A documentation address: the harvester refuses it before connecting, and says so.
+    await waitText(city.locator('#status'), /harvest of http:\/\/192\.0\.2\.10\/open311\/v2\/ failed: blocked non-public address/);
   });
 
   await scenario('endpoint health and harvested services show when the server sends them', async () => {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request};
 use axum::response::IntoResponse;
-use common::{Answer, Backend};
+use common::{b64, Answer, Backend};
 use geowebdns::{AppState, Settings};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -696,18 +696,6 @@ fn forged_token() -> impl Strategy<Value = String> {
         1 => prop::collection::vec(b64_segment(), 0..6).prop_map(|v| v.join(".")),
         1 => any::<String>(),
     ]
-}
-
-fn b64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// A query-string component: known names/values, percent-escapes (valid,

@@ -31,9 +31,12 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use flate2::read::GzDecoder;
-use geo::kernels::{Kernel, RobustKernel};
-use geo::{BoundingRect, Coord, Intersects, MultiPolygon, Orientation, Point, Polygon, Validation};
+#[path = "common/oracle.rs"]
+mod oracle;
+
+use geo::{BoundingRect, Coord, Intersects, MultiPolygon, Point, Polygon, Validation};
 use geowebdns::index::spatial::{prepare, SpatialIndex};
+use oracle::even_odd_covers;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -88,35 +91,6 @@ fn build(features: &[Feature]) -> SpatialIndex {
     SpatialIndex::build(
         features.iter().enumerate().map(|(i, f)| (u32::try_from(i).expect("key"), prepare(&f.geometry))).collect(),
     )
-}
-
-/// Independent even-odd brute force with boundary inclusion, over every
-/// edge of every ring of the part.
-fn even_odd_covers(poly: &Polygon<f64>, p: Coord<f64>) -> bool {
-    let mut inside = false;
-    for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
-        for line in ring.lines() {
-            let (a, b) = (line.start, line.end);
-            let o = RobustKernel::orient2d(a, b, p);
-            if o == Orientation::Collinear
-                && p.x >= a.x.min(b.x)
-                && p.x <= a.x.max(b.x)
-                && p.y >= a.y.min(b.y)
-                && p.y <= a.y.max(b.y)
-            {
-                return true;
-            }
-            if (a.y > p.y) != (b.y > p.y) {
-                // Crossing to the right of p iff p is left of the upward edge.
-                let upward = b.y > a.y;
-                let left = o == Orientation::CounterClockwise;
-                if upward == left {
-                    inside = !inside;
-                }
-            }
-        }
-    }
-    inside
 }
 
 #[derive(Default)]

@@ -30,42 +30,16 @@
 //! `SpatialIndex::query` (grid path) and `query_rtree_only` must equal it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use geo::kernels::{Kernel, RobustKernel};
-use geo::{Coord, Intersects, LineString, MultiPolygon, Orientation, Point, Polygon, Validation};
+#[path = "common/oracle.rs"]
+mod oracle;
+
+use geo::{Coord, Intersects, LineString, MultiPolygon, Point, Polygon, Validation};
 use geowebdns::index::spatial::{prepare, SpatialIndex};
+use oracle::even_odd_covers;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 // ------------------------------------------------------------------ oracle
-
-/// Even-odd parity over all rings with boundary inclusion (every edge,
-/// rings closed implicitly).
-fn even_odd_covers(poly: &Polygon<f64>, p: Coord<f64>) -> bool {
-    let mut inside = false;
-    for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
-        let pts = &ring.0;
-        let n = pts.len();
-        for i in 0..n {
-            let (a, b) = (pts[i], pts[(i + 1) % n]);
-            let o = RobustKernel::orient2d(a, b, p);
-            if o == Orientation::Collinear
-                && p.x >= a.x.min(b.x)
-                && p.x <= a.x.max(b.x)
-                && p.y >= a.y.min(b.y)
-                && p.y <= a.y.max(b.y)
-            {
-                return true;
-            }
-            if (a.y > p.y) != (b.y > p.y) {
-                let upward = b.y > a.y;
-                if upward == (o == Orientation::CounterClockwise) {
-                    inside = !inside;
-                }
-            }
-        }
-    }
-    inside
-}
 
 /// Whether geo's answer is the reference for this part: OGC-valid, and not
 /// an empty exterior with holes (geo calls that valid and empty, ignoring

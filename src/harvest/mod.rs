@@ -146,10 +146,6 @@ pub fn merge_services(current: &[Service], harvested: Vec<Service>) -> Vec<Servi
     out
 }
 
-fn now_rfc3339() -> String {
-    crate::store::now_rfc3339()
-}
-
 /// Harvests one endpoint now and records the outcome. Errors only when the
 /// endpoint does not exist or the store fails; a failed fetch is a report
 /// with `outcome: "failed"` (and is recorded in the endpoint's health).
@@ -179,7 +175,7 @@ pub async fn harvest_endpoint(state: &AppState, id: &str) -> Result<HarvestRepor
         },
         Err(_) => None,
     };
-    let checked_at = now_rfc3339();
+    let checked_at = crate::store::now_rfc3339();
     let mut health = e.health.clone();
     health.latency_ms = Some(latency.as_millis().min(u128::from(u64::MAX)) as u64);
     let mut report = HarvestReport {

@@ -353,7 +353,7 @@ pub async fn call_with(
 }
 
 /// base64url without padding (RFC 7515), for hand-made tokens.
-fn b64(data: &[u8]) -> String {
+pub fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {

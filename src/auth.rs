@@ -45,6 +45,11 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// refused from the second after its `exp`. Tokens issued here carry no `nbf`,
 /// so clock skew between instances only matters at expiry.
 pub const LEEWAY_SECS: u64 = 0;
+/// Longest token lifetime (`exp - iat`) issued or accepted unless configured
+/// otherwise (`--max-token-lifetime`): 30 days. A longer-lived token is refused
+/// even when its signature is good, so a leaked or carelessly minted
+/// long-lived token cannot become a standing credential.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 
 /// Why a request is not authenticated (401) or not authorized (403), or why
 /// keys could not be loaded or a token issued (500).
@@ -76,6 +81,9 @@ pub enum AuthError {
     /// 401: the token id is revoked (checked by the caller against the store).
     #[error("token revoked")]
     Revoked,
+    /// 401: `exp - iat` is longer than the configured maximum token lifetime.
+    #[error("token lifetime exceeds the maximum this service accepts")]
+    LifetimeTooLong,
     /// 403: the token is valid but lacks the scope `needed`.
     #[error("token lacks the scope `{needed}`")]
     Forbidden {
@@ -101,6 +109,7 @@ impl AuthError {
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::Revoked => "token_revoked",
+            AuthError::LifetimeTooLong => "token_lifetime",
             AuthError::Forbidden { .. } => "forbidden",
             AuthError::Key(_) => "key_error",
             AuthError::Issue(_) => "token_issue",
@@ -117,7 +126,8 @@ impl AuthError {
             | AuthError::BadSignature
             | AuthError::Expired
             | AuthError::NotYetValid
-            | AuthError::Revoked => 401,
+            | AuthError::Revoked
+            | AuthError::LifetimeTooLong => 401,
             AuthError::Forbidden { .. } => 403,
             AuthError::Key(_) | AuthError::Issue(_) => 500,
         }
@@ -320,11 +330,19 @@ pub struct KeySettings {
     pub algorithm: Algorithm,
     /// The HS256 secret (at least [`MIN_SECRET_BYTES`] bytes); unused with EdDSA.
     pub hs256_secret: Option<String>,
+    /// Longest token lifetime (`exp - iat`) issued or accepted
+    /// (default [`DEFAULT_MAX_TOKEN_LIFETIME`]).
+    pub max_token_lifetime: Duration,
 }
 
 impl Default for KeySettings {
     fn default() -> Self {
-        Self { key_dir: PathBuf::from("keys"), algorithm: Algorithm::EdDSA, hs256_secret: None }
+        Self {
+            key_dir: PathBuf::from("keys"),
+            algorithm: Algorithm::EdDSA,
+            hs256_secret: None,
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+        }
     }
 }
 
@@ -334,6 +352,7 @@ impl fmt::Debug for KeySettings {
             .field("key_dir", &self.key_dir)
             .field("algorithm", &self.algorithm)
             .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field("max_token_lifetime", &self.max_token_lifetime)
             .finish()
     }
 }
@@ -358,6 +377,7 @@ pub struct Keys {
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
+    max_lifetime_secs: i64,
 }
 
 impl fmt::Debug for Keys {
@@ -379,6 +399,10 @@ impl Keys {
     /// HS256: uses the configured secret, which must have at least
     /// [`MIN_SECRET_BYTES`] bytes.
     pub fn load_or_create(settings: &KeySettings) -> Result<Keys, AuthError> {
+        Self::load_or_create_inner(settings).map(|keys| keys.with_max_lifetime(settings.max_token_lifetime))
+    }
+
+    fn load_or_create_inner(settings: &KeySettings) -> Result<Keys, AuthError> {
         match settings.algorithm {
             Algorithm::HS256 => Self::hs256(settings, true),
             Algorithm::EdDSA => {
@@ -386,7 +410,7 @@ impl Keys {
                 let private_path = settings.private_key_path();
                 let public_path = settings.public_key_path();
                 if let Some(pem) = read_optional(&private_path)? {
-                    warn_if_exposed(&private_path);
+                    refuse_if_exposed(&private_path)?;
                     let signing = parse_private(&pem, &private_path)?;
                     check_public_matches(&signing, &public_path)?;
                     return Self::ed25519(Some(&signing), &signing.verifying_key());
@@ -396,7 +420,7 @@ impl Keys {
                         public = %public_path.display(),
                         "no Ed25519 private key; this instance can verify but not issue tokens"
                     );
-                    return Self::load_verify_only(settings);
+                    return Self::load_verify_only_inner(settings);
                 }
                 let signing = SigningKey::generate(&mut OsRng);
                 write_key_pair(&settings.key_dir, &signing, false)?;
@@ -416,6 +440,10 @@ impl Keys {
     /// private key file if only that exists); creates nothing. HS256: the
     /// configured secret (verification needs it too).
     pub fn load_verify_only(settings: &KeySettings) -> Result<Keys, AuthError> {
+        Self::load_verify_only_inner(settings).map(|keys| keys.with_max_lifetime(settings.max_token_lifetime))
+    }
+
+    fn load_verify_only_inner(settings: &KeySettings) -> Result<Keys, AuthError> {
         match settings.algorithm {
             Algorithm::HS256 => Self::hs256(settings, false),
             Algorithm::EdDSA => {
@@ -426,7 +454,10 @@ impl Keys {
                     None => {
                         let private_path = settings.private_key_path();
                         match read_optional(&private_path)? {
-                            Some(pem) => parse_private(&pem, &private_path)?.verifying_key(),
+                            Some(pem) => {
+                                refuse_if_exposed(&private_path)?;
+                                parse_private(&pem, &private_path)?.verifying_key()
+                            }
                             None => {
                                 return Err(AuthError::Key(format!(
                                     "no Ed25519 public key at {} (copy it from the instance that issues tokens)",
@@ -469,6 +500,18 @@ impl Keys {
         Ok(private_path)
     }
 
+    /// The same keys with another maximum token lifetime (see
+    /// [`KeySettings::max_token_lifetime`]).
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime_secs = secs(max);
+        self
+    }
+
+    /// The longest token lifetime issued or accepted.
+    pub fn max_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.max_lifetime_secs).unwrap_or(0))
+    }
+
     /// The pinned algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
@@ -497,6 +540,13 @@ impl Keys {
         let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         if ttl_secs < 1 {
             return Err(AuthError::Issue("the TTL must be at least one second".into()));
+        }
+        if ttl_secs > self.max_lifetime_secs {
+            return Err(AuthError::Issue(format!(
+                "the TTL ({ttl_secs} s) is longer than the maximum token lifetime ({} s); \
+                 raise --max-token-lifetime (GEOWEBDNS_MAX_TOKEN_LIFETIME) on every instance to allow it",
+                self.max_lifetime_secs
+            )));
         }
         let iat = now_secs();
         let exp = iat.checked_add(ttl_secs).ok_or_else(|| AuthError::Issue("the TTL is too long".into()))?;
@@ -538,6 +588,11 @@ impl Keys {
             return Err(AuthError::Malformed);
         }
         let claims = data.claims.claims;
+        // A token that lives longer than configured is refused whoever signed it.
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime_secs {
+            tracing::debug!(jti = %claims.jti, "token lifetime exceeds the maximum");
+            return Err(AuthError::LifetimeTooLong);
+        }
         if claims.sub.is_empty() || claims.jti.is_empty() {
             tracing::debug!("token has an empty sub or jti");
             return Err(AuthError::Malformed);
@@ -569,6 +624,7 @@ impl Keys {
             encoding: can_sign.then(|| EncodingKey::from_secret(secret.as_bytes())),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation: validation(Algorithm::HS256),
+            max_lifetime_secs: secs(DEFAULT_MAX_TOKEN_LIFETIME),
         })
     }
 
@@ -588,7 +644,13 @@ impl Keys {
             .map_err(|e| AuthError::Key(format!("cannot encode the Ed25519 public key: {e}")))?;
         let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes())
             .map_err(|e| AuthError::Key(format!("cannot load the Ed25519 public key: {e}")))?;
-        Ok(Keys { algorithm: Algorithm::EdDSA, encoding, decoding, validation: validation(Algorithm::EdDSA) })
+        Ok(Keys {
+            algorithm: Algorithm::EdDSA,
+            encoding,
+            decoding,
+            validation: validation(Algorithm::EdDSA),
+            max_lifetime_secs: secs(DEFAULT_MAX_TOKEN_LIFETIME),
+        })
     }
 }
 
@@ -706,18 +768,31 @@ fn check_public_matches(signing: &SigningKey, public_path: &Path) -> Result<(), 
     Ok(())
 }
 
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Refuses a private key file that group or others may read, write or
+/// execute (like OpenSSH does): whoever can read it can mint admin tokens.
 #[cfg(unix)]
-fn warn_if_exposed(path: &Path) {
+fn refuse_if_exposed(path: &Path) -> Result<(), AuthError> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "the private key is readable by group or others; chmod 600 it");
-        }
+    let meta = std::fs::metadata(path).map_err(|e| AuthError::Key(format!("cannot read {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(AuthError::Key(format!(
+            "the private key {} has mode {mode:04o}: group or others can access it; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
     }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn warn_if_exposed(_path: &Path) {}
+fn refuse_if_exposed(_path: &Path) -> Result<(), AuthError> {
+    Ok(())
+}
 
 /// Writes `<dir>/ed25519-private.pem` (mode 0600) and `<dir>/ed25519-public.pem`
 /// (mode 0644), creating `dir` with mode 0700 if needed. Without `overwrite` an
@@ -1129,9 +1204,90 @@ mod tests {
         std::fs::create_dir_all(&settings.key_dir).unwrap();
         std::fs::write(settings.private_key_path(), PRIVATE).unwrap();
         std::fs::write(settings.public_key_path(), PUBLIC).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(settings.private_key_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let keys = Keys::load_or_create(&settings).unwrap();
         let (token, _) = keys.issue("a", &[Scope::Admin], Duration::from_secs(60)).unwrap();
         assert!(Keys::load_verify_only(&settings).unwrap().verify(&token).is_ok());
+    }
+
+    /// A private key that group or others can read is refused by every
+    /// loader (serve, token issue, a verify-only instance deriving the public
+    /// key), with the fix in the message; 0600 and 0400 load.
+    #[cfg(unix)]
+    #[test]
+    fn exposed_private_keys_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = eddsa_settings(dir.path());
+        Keys::load_or_create(&settings).unwrap();
+        let chmod = |mode| {
+            std::fs::set_permissions(settings.private_key_path(), std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        for mode in [0o640, 0o604, 0o644, 0o660, 0o606, 0o666, 0o610, 0o601] {
+            chmod(mode);
+            match Keys::load_or_create(&settings) {
+                Err(AuthError::Key(msg)) => {
+                    assert!(msg.contains("chmod 600") && msg.contains(&format!("{mode:04o}")), "{msg}")
+                }
+                other => panic!("mode {mode:o} was accepted: {other:?}"),
+            }
+        }
+        // Verify-only with no public key file derives it from the private key: refused too.
+        std::fs::remove_file(settings.public_key_path()).unwrap();
+        assert!(matches!(Keys::load_verify_only(&settings), Err(AuthError::Key(_))));
+        for mode in [0o600, 0o400] {
+            chmod(mode);
+            assert!(Keys::load_or_create(&settings).unwrap().can_sign(), "mode {mode:o}");
+        }
+    }
+
+    /// Tokens that live longer than the configured maximum are neither issued
+    /// nor accepted, even when signed with our own key; configuring a longer
+    /// maximum allows them.
+    #[test]
+    fn long_lived_tokens_are_refused_unless_configured() {
+        let (_dir, keys) = eddsa_keys();
+        assert_eq!(keys.max_lifetime(), DEFAULT_MAX_TOKEN_LIFETIME);
+        let day = 86_400;
+        // Issuing: up to the maximum only.
+        assert!(keys.issue("a", &[Scope::Admin], DEFAULT_MAX_TOKEN_LIFETIME).is_ok());
+        let err = keys.issue("a", &[Scope::Admin], DEFAULT_MAX_TOKEN_LIFETIME + Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(&err, AuthError::Issue(m) if m.contains("--max-token-lifetime")), "{err}");
+
+        // Verifying: a correctly signed token with a 10-year lifetime is refused.
+        let now = now_secs();
+        let claims =
+            |lifetime: i64| json!({"sub": "a", "iat": now, "exp": now + lifetime, "jti": "j", "scopes": ["admin"]});
+        let ten_years = sign_raw(&keys, &claims(3650 * day));
+        let err = keys.verify(&ten_years).unwrap_err();
+        assert_eq!((err.status(), err.code()), (401, "token_lifetime"));
+        // An old iat makes the lifetime long even when exp is near.
+        let backdated = sign_raw(
+            &keys,
+            &json!({"sub": "a", "iat": now - 400 * day, "exp": now + 60, "jti": "j", "scopes": ["admin"]}),
+        );
+        assert_eq!(keys.verify(&backdated).unwrap_err().code(), "token_lifetime");
+        // Exactly the maximum is fine.
+        assert!(keys.verify(&sign_raw(&keys, &claims(30 * day))).is_ok());
+
+        // Configured for a year: both pass.
+        let year = keys.clone().with_max_lifetime(Duration::from_secs(365 * day as u64));
+        assert!(year.verify(&sign_raw(&keys, &claims(300 * day))).is_ok());
+        assert!(year.issue("a", &[Scope::Admin], Duration::from_secs(300 * day as u64)).is_ok());
+        assert_eq!(year.verify(&ten_years).unwrap_err().code(), "token_lifetime");
+
+        // The setting reaches keys loaded from files and from an HS256 secret.
+        let dir = tempfile::tempdir().unwrap();
+        let short = KeySettings { max_token_lifetime: Duration::from_secs(3600), ..eddsa_settings(dir.path()) };
+        let loaded = Keys::load_or_create(&short).unwrap();
+        assert!(loaded.issue("a", &[Scope::Admin], Duration::from_secs(7200)).is_err());
+        assert_eq!(Keys::load_verify_only(&short).unwrap().max_lifetime(), Duration::from_secs(3600));
+        let hs = KeySettings { max_token_lifetime: Duration::from_secs(3600), ..hs256_settings() };
+        assert_eq!(Keys::load_or_create(&hs).unwrap().max_lifetime(), Duration::from_secs(3600));
     }
 
     #[test]

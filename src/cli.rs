@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "GEOWEBDNS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Longest token lifetime issued (`token issue --ttl`) or accepted (`exp - iat`), e.g. `30d`;
+    /// longer-lived tokens are refused even with a good signature. Set it alike on every instance.
+    #[arg(long, global = true, env = "GEOWEBDNS_MAX_TOKEN_LIFETIME", default_value = "30d", value_parser = parse_ttl)]
+    pub max_token_lifetime: Duration,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -140,6 +145,9 @@ pub struct ServeArgs {
     /// Most vertices in one boundary written through the admin API.
     #[arg(long, env = "GEOWEBDNS_MAX_VERTICES", default_value_t = 250_000)]
     pub max_vertices: usize,
+    /// Largest size a gzip or zipped upload to `POST /admin/v1/import` may decompress to, in bytes.
+    #[arg(long, env = "GEOWEBDNS_MAX_IMPORT_BYTES", default_value_t = 256 << 20)]
+    pub max_import_bytes: u64,
     /// Largest `within=` (near-miss radius) a query may ask for, in metres.
     #[arg(long, env = "GEOWEBDNS_MAX_WITHIN_M", default_value_t = 10_000.0)]
     pub max_within_m: f64,
@@ -287,6 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         key_dir: cli.key_dir.clone(),
         algorithm: cli.jwt_algorithm,
         hs256_secret: cli.jwt_secret.clone(),
+        max_token_lifetime: cli.max_token_lifetime,
     };
     match cli.command {
         Command::Serve(args) => serve(&cli.database_url, &keys, args).await,
@@ -572,6 +581,7 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_secs(args.request_timeout),
         max_vertices: args.max_vertices,
+        max_import_bytes: args.max_import_bytes,
         max_within_m: args.max_within_m,
         nearest_max_m: args.nearest_max_m,
         limits: crate::limits::LimitSettings {

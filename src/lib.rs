@@ -53,6 +53,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most vertices in one boundary written through the admin API.
     pub max_vertices: usize,
+    /// Largest size a gzip or zip upload to the admin bulk import may
+    /// decompress to, in bytes.
+    pub max_import_bytes: u64,
     /// Largest near-miss radius (`within=`) a query may ask for, in metres.
     pub max_within_m: f64,
     /// How far `nearest=true` searches, in metres.
@@ -73,6 +76,7 @@ impl Default for Settings {
             max_body_bytes: 4 << 20,
             request_timeout: Duration::from_secs(30),
             max_vertices: 250_000,
+            max_import_bytes: 256 << 20,
             max_within_m: 10_000.0,
             nearest_max_m: 200_000.0,
             harvest: harvest::HarvestSettings::default(),
@@ -143,7 +147,30 @@ pub fn app(state: AppState) -> Router {
             }
         }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
-        .layer(CorsLayer::permissive())
+        .layer(axum::middleware::from_fn(public_cors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// True for the admin API and the console: paths that CORS never opens.
+pub fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+/// CORS for the public API only. Public answers are the same for everyone
+/// and need no credentials, so any origin may read them (permissive CORS,
+/// including on 404/429/503 problems so browser clients can read those).
+/// The admin API and the console get no CORS headers at all, and a preflight
+/// to them is answered by the router (405), so no other web origin can script
+/// admin calls with a token a user pasted somewhere.
+async fn public_cors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tower::ServiceExt;
+    static CORS: std::sync::LazyLock<CorsLayer> = std::sync::LazyLock::new(CorsLayer::permissive);
+    if is_admin_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match tower::Layer::layer(&*CORS, next).oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
 }

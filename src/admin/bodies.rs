@@ -32,6 +32,15 @@ fn opt_text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>
     v.map(|v| text(field, &v, max)).transpose()
 }
 
+/// External ids: at most 50, keys of at most 100 and values of at most 500
+/// characters, none empty or with control characters (as every text field).
+fn external_ids(field: &str, ids: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    if ids.len() > 50 {
+        return Err(ApiError::field(field, format!("`{field}` may hold at most 50 ids")));
+    }
+    ids.into_iter().map(|(k, v)| Ok((text(field, &k, 100)?, text(&format!("{field}.{k}"), &v, 500)?))).collect()
+}
+
 /// An absolute `http` or `https` URL with a host.
 pub fn http_url(field: &str, v: &str) -> Result<String, ApiError> {
     let v = text(field, v, 2048)?;
@@ -149,7 +158,7 @@ impl JurisdictionFeature {
             parent_override: p.parent.is_some(),
             parent: opt_text("properties.parent", p.parent, 200)?,
             ocd_id: check_ocd_id(p.ocd_id)?,
-            external_ids: p.external_ids,
+            external_ids: external_ids("properties.external_ids", p.external_ids)?,
             source: opt_text("properties.source", p.source, 500)?,
             license: opt_text("properties.license", p.license, 500)?,
             area_km2: geometry::area_km2(&boundary),
@@ -198,7 +207,7 @@ impl JurisdictionPatch {
                 check_ocd_id(ocd).map_err(|_| ApiError::field("ocd_id", "`ocd_id` must start with ocd-division/"))?;
         }
         if let Some(ext) = self.external_ids {
-            r.external_ids = ext;
+            r.external_ids = external_ids("external_ids", ext)?;
         }
         if let Some(source) = self.source {
             r.source = opt_text("source", source, 500)?;
@@ -262,9 +271,10 @@ impl ServiceWrite {
             }
             Some(Keywords::List(l)) => l.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
         };
-        if keywords.len() > 100 || keywords.iter().any(|k| k.len() > 100) {
+        if keywords.len() > 100 || keywords.iter().any(|k| k.chars().count() > 100) {
             return Err(ApiError::field(f("keywords"), "at most 100 keywords of at most 100 characters"));
         }
+        let keywords = keywords.iter().map(|k| text(&f("keywords"), k, 100)).collect::<Result<Vec<_>, _>>()?;
         Ok(Service {
             service_code: text(&f("service_code"), &self.service_code, 100)?,
             service_name: text(&f("service_name"), &self.service_name, 200)?,

@@ -416,8 +416,15 @@ async fn delete_service(
 
 async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     p.require_admin()?;
-    let features = import::reader::read_features_from_bytes(&body, "request body")
-        .map_err(|e| ApiError::BadRequest { code: "invalid_body", detail: e.to_string(), field: None })?;
+    // Decompressing and parsing is CPU work: off the async workers, and capped
+    // by `--max-import-bytes` once decompressed.
+    let limit = state.settings.max_import_bytes;
+    let features = tokio::task::spawn_blocking(move || {
+        import::reader::read_features_from_bytes_limited(&body, "request body", limit)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::BadRequest { code: "invalid_body", detail: e.to_string(), field: None })?;
     // Validate everything strictly first; any problem refuses the whole import.
     let opts = ImportOptions {
         on_invalid: OnInvalid::Skip,

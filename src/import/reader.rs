@@ -117,7 +117,7 @@ pub enum ReadError {
         /// The projected CRS found, or the offending bounding box.
         detail: String,
     },
-    /// A zip member or gzip stream is larger than [`MAX_UNCOMPRESSED_BYTES`].
+    /// A zip member or gzip stream is larger than the limit ([`MAX_UNCOMPRESSED_BYTES`] or less).
     #[error("{name}: {member} is larger than {limit} bytes uncompressed; refusing to read it")]
     TooLarge {
         /// The file.
@@ -160,8 +160,17 @@ pub fn read_features(path: &Path) -> Result<Vec<RawFeature>, ReadError> {
 
 /// Same from bytes already in memory (the admin bulk import uses it); `name` only for messages.
 pub fn read_features_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<RawFeature>, ReadError> {
+    read_features_from_bytes_limited(bytes, name, MAX_UNCOMPRESSED_BYTES)
+}
+
+/// Like [`read_features_from_bytes`], with a smaller cap than
+/// [`MAX_UNCOMPRESSED_BYTES`] on what a gzip stream or zip member may
+/// decompress to (the admin bulk import passes its configured limit, so a
+/// small upload cannot make the server allocate gigabytes).
+pub fn read_features_from_bytes_limited(bytes: &[u8], name: &str, limit: u64) -> Result<Vec<RawFeature>, ReadError> {
+    let limit = limit.min(MAX_UNCOMPRESSED_BYTES);
     if bytes.starts_with(&GZIP_MAGIC) {
-        let data = gunzip(bytes, name)?;
+        let data = gunzip(bytes, name, limit)?;
         if data.starts_with(&GZIP_MAGIC) || data.starts_with(&ZIP_MAGIC) {
             return Err(ReadError::UnsupportedFormat {
                 name: name.to_owned(),
@@ -171,7 +180,7 @@ pub fn read_features_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<RawFeatu
         return read_json_or_err(&data, name);
     }
     if bytes.starts_with(&ZIP_MAGIC) || bytes.starts_with(&ZIP_EMPTY_MAGIC) {
-        return read_zipped_shapefile(bytes, name);
+        return read_zipped_shapefile(bytes, name, limit);
     }
     read_json_or_err(bytes, name)
 }
@@ -183,8 +192,11 @@ pub fn read_features_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<RawFeatu
 /// `Ok(None)` when the content is not a JSON object (a zip archive, a shapefile, empty...);
 /// [`read_features_from_bytes`] reports why such content cannot be read.
 pub fn geojson_text<'a>(bytes: &'a [u8], name: &str) -> Result<Option<std::borrow::Cow<'a, [u8]>>, ReadError> {
-    let data: std::borrow::Cow<'a, [u8]> =
-        if bytes.starts_with(&GZIP_MAGIC) { std::borrow::Cow::Owned(gunzip(bytes, name)?) } else { bytes.into() };
+    let data: std::borrow::Cow<'a, [u8]> = if bytes.starts_with(&GZIP_MAGIC) {
+        std::borrow::Cow::Owned(gunzip(bytes, name, MAX_UNCOMPRESSED_BYTES)?)
+    } else {
+        bytes.into()
+    };
     let start = if data.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
     if data[start..].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Ok(None);
@@ -210,18 +222,14 @@ fn sibling(path: &Path, ext: &str) -> std::path::PathBuf {
 }
 
 /// Decompresses a (possibly multi-member) gzip stream, up to the size limit.
-fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, ReadError> {
+fn gunzip(bytes: &[u8], name: &str, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(bytes)
-        .take(MAX_UNCOMPRESSED_BYTES + 1)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|source| ReadError::Gzip { name: name.to_owned(), source })?;
-    if out.len() as u64 > MAX_UNCOMPRESSED_BYTES {
-        return Err(ReadError::TooLarge {
-            name: name.to_owned(),
-            member: "the gzip content".to_owned(),
-            limit: MAX_UNCOMPRESSED_BYTES,
-        });
+    if out.len() as u64 > limit {
+        return Err(ReadError::TooLarge { name: name.to_owned(), member: "the gzip content".to_owned(), limit });
     }
     Ok(out)
 }
@@ -317,7 +325,7 @@ fn read_geojson(text: &[u8], name: &str) -> Result<Vec<RawFeature>, ReadError> {
 // Zip archives
 // ---------------------------------------------------------------------------------------
 
-fn read_zipped_shapefile(bytes: &[u8], name: &str) -> Result<Vec<RawFeature>, ReadError> {
+fn read_zipped_shapefile(bytes: &[u8], name: &str, limit: u64) -> Result<Vec<RawFeature>, ReadError> {
     let zip_err = |source| ReadError::Zip { name: name.to_owned(), source };
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_err)?;
     let members: Vec<String> = archive.file_names().map(str::to_owned).collect();
@@ -355,29 +363,33 @@ fn read_zipped_shapefile(bytes: &[u8], name: &str) -> Result<Vec<RawFeature>, Re
         name: name.to_owned(),
         message: format!("the zip archive has {shp_name} but no {stem}.dbf beside it"),
     })?;
-    let shp = read_member(&mut archive, &shp_name, name)?;
-    let dbf = read_member(&mut archive, &dbf_name, name)?;
+    let shp = read_member(&mut archive, &shp_name, name, limit)?;
+    let dbf = read_member(&mut archive, &dbf_name, name, limit)?;
     let prj = match find(".prj") {
-        Some(p) => Some(String::from_utf8_lossy(&read_member(&mut archive, &p, name)?).into_owned()),
+        Some(p) => Some(String::from_utf8_lossy(&read_member(&mut archive, &p, name, limit)?).into_owned()),
         None => None,
     };
     read_shapefile(&shp, dbf, prj.as_deref(), name)
 }
 
-fn read_member(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, member: &str, name: &str) -> Result<Vec<u8>, ReadError> {
-    let too_large =
-        || ReadError::TooLarge { name: name.to_owned(), member: member.to_owned(), limit: MAX_UNCOMPRESSED_BYTES };
+fn read_member(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    member: &str,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ReadError> {
+    let too_large = || ReadError::TooLarge { name: name.to_owned(), member: member.to_owned(), limit };
     let file = archive.by_name(member).map_err(|source| ReadError::Zip { name: name.to_owned(), source })?;
-    if file.size() > MAX_UNCOMPRESSED_BYTES {
+    if file.size() > limit {
         return Err(too_large());
     }
     // The declared size may lie: cap the actual read too. The capacity hint is capped so
     // that a lying header cannot make us reserve memory up front.
     let mut out = Vec::with_capacity(file.size().min(64 * 1024 * 1024) as usize);
-    file.take(MAX_UNCOMPRESSED_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|source| ReadError::Zip { name: name.to_owned(), source: zip::result::ZipError::Io(source) })?;
-    if out.len() as u64 > MAX_UNCOMPRESSED_BYTES {
+    if out.len() as u64 > limit {
         return Err(too_large());
     }
     Ok(out)

@@ -1,0 +1,78 @@
+# Shared helpers of benches/load.sh and scripts/soak.sh (sourced, not run).
+# They build the release binary once, start it on a private SQLite copy of the
+# bundled data, and drive it with wrk (Debian's package) from Lua scripts.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/geowebdns"
+LUA_DIR="$ROOT/benches/load"
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# wrk from Debian's packages (no compiler needed); curl for the admin writer.
+need_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v taskset >/dev/null || missing+=(util-linux)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build_release() {
+  (cd "$ROOT" && cargo build --release --quiet --bin geowebdns) || die "release build failed"
+}
+
+# start_server WORKDIR CPUSET [extra serve flags...]: starts `geowebdns serve`
+# pinned to CPUSET on a free port; sets SERVER_PID and BASE.
+start_server() {
+  local work="$1" cpus="$2"; shift 2
+  mkdir -p "$work"
+  export GEOWEBDNS_DATABASE_URL="sqlite://$work/geowebdns.db"
+  export GEOWEBDNS_KEY_DIR="$work/keys"
+  export GEOWEBDNS_HARVEST_INTERVAL=0   # benchmarks never reach the internet
+  export GEOWEBDNS_LOG="${GEOWEBDNS_LOG:-warn,geowebdns=info}"
+  taskset -c "$cpus" "$BIN" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
+  SERVER_PID=$!
+  local addr=""
+  for _ in $(seq 1 600); do
+    addr=$(grep -o 'address=[0-9.:]*' "$work/server.log" | head -n1 | cut -d= -f2 || true)
+    [ -n "$addr" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$work/server.log" >&2; die "the server exited"; }
+    sleep 0.5
+  done
+  [ -n "$addr" ] || die "the server did not report its address"
+  BASE="http://$addr"
+  for _ in $(seq 1 120); do
+    curl -fsS "$BASE/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  die "the server never became ready"
+}
+
+stop_server() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=""
+}
+
+# Resident set size of the server, in KiB.
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+# An admin token (1 hour) minted with the CLI against the same store and keys.
+admin_token() {
+  "$BIN" token issue --scope admin --ttl 1h --sub "bench-$$"
+}
+
+# wrk_json LUA DURATION CONNECTIONS [env...]: runs wrk pinned to the other
+# core with a Lua script whose done() prints one JSON line; prints that line.
+wrk_json() {
+  local lua="$1" duration="$2" conns="$3"; shift 3
+  env LUA_DIR="$LUA_DIR" "$@" taskset -c "$CLIENT_CPUS" wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$LUA_DIR/$lua" "$BASE" \
+    | grep '^{' | tail -n1
+}
+
+# json_get JSON KEY: one numeric member of a flat JSON object.
+json_get() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }

@@ -630,10 +630,11 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
         let _ = stopping_tx.send(true);
     };
     use std::future::IntoFuture;
-    let server = axum::serve(listener, crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(signal)
-        .into_future();
-    tokio::pin!(server);
+    let mut server = Box::pin(
+        axum::serve(listener, crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(signal)
+            .into_future(),
+    );
     let grace = Duration::from_secs(args.shutdown_grace);
     let drained = tokio::select! {
         served = &mut server => { served?; true }

@@ -198,6 +198,10 @@ pub struct ServeArgs {
     /// such as `lost.example.org` (RFC 5222 `appUniqueString`).
     #[arg(long, env = "GEOWEBDNS_LOST_SERVER_NAME", default_value = crate::lost::DEFAULT_SERVER_NAME, value_parser = parse_lost_server_name)]
     pub lost_server_name: String,
+    /// After SIGTERM or SIGINT, how long open connections may take to finish
+    /// their requests before the process exits anyway, in seconds.
+    #[arg(long, env = "GEOWEBDNS_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
 }
 
 fn parse_lost_server_name(s: &str) -> Result<String, String> {
@@ -626,14 +630,56 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, backend = state.store.backend(), "listening");
-    axum::serve(listener, crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let store = state.store.clone();
+    tracing::info!(address = %local, backend = store.backend(), "listening");
+    // On SIGTERM/SIGINT: stop the background tasks and accepting connections,
+    // let the requests in flight finish (at most `--shutdown-grace`), close the store.
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(true);
+    };
+    use std::future::IntoFuture;
+    let mut server = Box::pin(
+        axum::serve(listener, crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(signal)
+            .into_future(),
+    );
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let drained = tokio::select! {
+        served = &mut server => { served?; true }
+        _ = stopping.wait_for(|stop| *stop) => {
+            follower.abort();
+            pruner.abort();
+            if let Some(h) = &harvester {
+                h.abort();
+            }
+            tracing::info!(grace_s = grace.as_secs(), "no longer accepting connections; finishing the requests in flight");
+            tokio::select! {
+                served = &mut server => { served?; true }
+                _ = tokio::time::sleep(grace) => false,
+            }
+        }
+    };
     follower.abort();
     pruner.abort();
     if let Some(h) = harvester {
         h.abort();
+    }
+    if !drained {
+        tracing::warn!(
+            grace_s = grace.as_secs(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
+    // Dropping the server future drops its accept loop; connection tasks still
+    // running past the grace period end with the runtime. The store waits for
+    // connections in use to come back, so bound that too.
+    drop(server);
+    if tokio::time::timeout(Duration::from_secs(5), store.close()).await.is_err() {
+        tracing::warn!("store connections still in use after 5 s; exiting without waiting for them");
+    } else {
+        tracing::info!("store closed");
     }
     tracing::info!("stopped");
     Ok(())

@@ -2,12 +2,23 @@
 //! over to the library.
 
 use clap::Parser;
+use std::time::Duration;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = geowebdns::cli::Cli::parse();
     geowebdns::cli::init_tracing(&cli.log);
-    match geowebdns::cli::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(geowebdns::cli::run(cli));
+    // Work still running on blocking threads (a request cut off by the
+    // shutdown grace period) must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -2,10 +2,12 @@
 //! the bundled data set into the store.
 //!
 //! Reading files is [`reader`]'s job; this module maps properties to records,
-//! applies the invalid-geometry policy ([`OnInvalid`]), writes everything in
-//! one transaction, and then derives each jurisdiction's parent: the smallest
-//! containing jurisdiction of the nearest higher tier, computed once at import
-//! from an interior point of the boundary, unless a parent was given.
+//! applies the invalid-geometry policy ([`OnInvalid`]), derives each
+//! jurisdiction's parent (the smallest containing jurisdiction of the nearest
+//! higher tier, computed once at import from an interior point of the
+//! boundary, unless a parent was given), and writes everything, parents
+//! included, in one transaction: an import interrupted at any moment (even
+//! by SIGKILL) leaves all of it or none of it.
 //!
 //! A registry export ([`crate::export`]) is the exception: [`import_path`]
 //! recognises one and [`restore_dump`] writes it as exported, parents
@@ -343,8 +345,11 @@ pub async fn import_file(
     import_features(store, features, Vec::new(), opts, actor).await
 }
 
-/// Imports already-read features (and endpoints) in one transaction, then
-/// recomputes parents.
+/// Imports already-read features (and endpoints) with their derived parents
+/// in ONE transaction: the parents (of the new jurisdictions, and of stored
+/// ones that now sit inside a new one) are planned against the store's
+/// current content first ([`plan_import`]), so a crash at any moment leaves
+/// the store with all of the import, parents included, or none of it.
 pub async fn import_features(
     store: &DynStore,
     features: Vec<RawFeature>,
@@ -357,11 +362,24 @@ pub async fn import_features(
         .await
         .map_err(|e| ImportError::Index(e.to_string()))??;
     summary.endpoints = endpoints.len();
-    let outcome = store.import(ImportBatch { jurisdictions, endpoints }, actor, "import").await?;
-    summary.seq = outcome.seq;
-    let (parents_set, seq) = compute_parents(store).await?;
+    let rows = store.load_jurisdictions().await?;
+    let (batch, parents_set) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<StoredJurisdiction>, usize), ImportError> {
+            let entries = entries_from_rows(rows, Vec::new()).map_err(|e| ImportError::Index(e.to_string()))?;
+            let current = Snapshot::build(0, entries);
+            let mapped: Vec<Option<String>> = jurisdictions.iter().map(|j| j.record.parent.clone()).collect();
+            let count = mapped.len();
+            let batch = plan_import(&current, jurisdictions)?;
+            // Parents derived for the new records, plus stored records re-parented.
+            let derived = batch.iter().zip(&mapped).filter(|(j, before)| j.record.parent != **before).count();
+            let reparented = batch.len().saturating_sub(count);
+            Ok((batch, derived + reparented))
+        })
+        .await
+        .map_err(|e| ImportError::Index(e.to_string()))??;
     summary.parents_set = parents_set;
-    summary.seq = summary.seq.max(seq);
+    let outcome = store.import(ImportBatch { jurisdictions: batch, endpoints }, actor, "import").await?;
+    summary.seq = outcome.seq;
     Ok(summary)
 }
 

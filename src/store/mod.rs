@@ -178,6 +178,11 @@ pub trait Store: Send + Sync + 'static {
     /// Change-log rows with `seq > after`, in `seq` order, at most `limit`.
     async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>>;
 
+    /// Closes the store: no new connection is handed out, and every open one
+    /// is closed once it is returned (SQLite then checkpoints its WAL into the
+    /// database file). Called once, when the service stops.
+    async fn close(&self) {}
+
     /// A stream of change notifications (the new `seq`), for backends that push
     /// them (PostgreSQL LISTEN/NOTIFY). `None`: the follower polls only.
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<i64>>> {

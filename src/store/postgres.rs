@@ -863,6 +863,10 @@ impl Store for PgStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>> {
         // As in `audit`, a negative limit means no limit.
         let limit = (limit >= 0).then_some(limit);

@@ -826,6 +826,10 @@ impl Store for SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>> {
         let rows = sqlx::query("select seq, entity, entity_id, op, at from changes where seq > ? order by seq limit ?")
             .bind(after)

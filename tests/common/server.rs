@@ -47,3 +47,120 @@ pub fn serve(database_url: &str, key_dir: &Path, extra: &[&str]) -> Server {
     let addr = rx.recv_timeout(Duration::from_secs(300)).expect("server reported its address");
     Server { child, base: format!("http://{addr}") }
 }
+
+/// A `geowebdns serve` process under the test's control: its pid for
+/// signals, every line of its log, and its exit status. Killed (SIGKILL)
+/// when dropped if still running.
+pub struct Process {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `geowebdns serve` like [`serve`], keeping its log lines (with
+/// `log` as the log filter) and its process handle.
+pub fn start(database_url: &str, key_dir: &Path, extra: &[&str], log: &str) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_geowebdns"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("GEOWEBDNS_DATABASE_URL", database_url)
+        .env("GEOWEBDNS_KEY_DIR", key_dir)
+        .env("GEOWEBDNS_LOG", log)
+        .env("GEOWEBDNS_HARVEST_INTERVAL", "0")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start geowebdns");
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(300)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("server did not report its address; log:\n{}", lines.lock().unwrap().join("\n"));
+        }
+    };
+    Process { child, base: format!("http://{addr}"), addr, log: lines }
+}
+
+impl Process {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args(["-s", name, &self.pid().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -s {name} {} failed", self.pid());
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// Number of log lines so far (a mark for [`Process::wait_for_log`]).
+    pub fn log_len(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a log line after line `from` containing every one of `needles`; panics after `limit`.
+    pub fn wait_for_log(&self, from: usize, needles: &[&str], limit: Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(line) =
+                self.log.lock().unwrap().iter().skip(from).find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return line.clone();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no log line with {needles:?} within {limit:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the process to exit, at most `limit`; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

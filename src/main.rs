@@ -6,7 +6,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = geowebdns::cli::Cli::parse();
-    geowebdns::cli::init_tracing(&cli.log);
+    geowebdns::cli::init_tracing(&cli.log, cli.log_format);
     match geowebdns::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

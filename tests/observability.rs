@@ -216,11 +216,11 @@ fn the_format_checker_refuses_broken_text() {
     let (samples, _) = parse_exposition(good).unwrap();
     assert_eq!(samples[0].labels["a"], "q\"uote");
     for bad in [
-        "x_total 3\n",                                                             // no TYPE
-        "# TYPE x counter\nx{a=\"b} 1\n",                                          // unterminated
-        "# TYPE x counter\nx{a=b} 1\n",                                            // unquoted
-        "# TYPE x counter\nx one\n",                                               // not a number
-        "# TYPE 9x counter\n9x 1\n",                                               // bad name
+        "x_total 3\n",                                                                    // no TYPE
+        "# TYPE x counter\nx{a=\"b} 1\n",                                                 // unterminated
+        "# TYPE x counter\nx{a=b} 1\n",                                                   // unquoted
+        "# TYPE x counter\nx one\n",                                                      // not a number
+        "# TYPE 9x counter\n9x 1\n",                                                      // bad name
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n", // decreasing
         "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_count 3\n", // count mismatch
     ] {
@@ -484,25 +484,16 @@ fn unreachable_serve(url: &str, key_dir: &Path) -> Vec<String> {
 /// and remembers them.
 struct Session<'a> {
     http: reqwest::Client,
-    base: &'a str,
+    base: String,
     tag: &'a str,
     ids: Vec<String>,
 }
 
 impl Session<'_> {
-    async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: Option<String>,
-        status: u16,
-    ) -> Value {
+    async fn send(&mut self, method: &str, path: &str, auth: Option<&str>, body: Option<String>, status: u16) -> Value {
         let id = format!("{}-{:03}", self.tag, self.ids.len());
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .header("x-request-id", &id);
+        let mut req =
+            self.http.request(method.parse().unwrap(), format!("{}{path}", self.base)).header("x-request-id", &id);
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
         }
@@ -587,31 +578,48 @@ async fn a_full_admin_session_logs_no_secret() {
         secrets.push((format!("{what} signature"), t.rsplit('.').next().unwrap().to_owned()));
     }
 
-    let mut a = Session { http: reqwest::Client::new(), base: &server.base, tag: "obs-a", ids: Vec::new() };
+    let mut a = Session { http: reqwest::Client::new(), base: server.base.clone(), tag: "obs-a", ids: Vec::new() };
     let (adm, cty) = (bearer(&admin), bearer(&city));
     a.send("GET", "/admin/v1/whoami", Some(&adm), None, 200).await;
     a.send("GET", "/admin/v1/whoami", Some(&cty), None, 200).await;
     // Jurisdictions: create, read, patch; bulk import; audit.
     a.send("POST", "/admin/v1/jurisdictions", Some(&adm), Some(square("test:obs-square")), 201).await;
     a.send("GET", "/admin/v1/jurisdictions/test:obs-square", Some(&adm), None, 200).await;
-    a.send("PATCH", "/admin/v1/jurisdictions/test:obs-square", Some(&adm), Some(r#"{"name":"Obs"}"#.into()), 200)
-        .await;
+    a.send("PATCH", "/admin/v1/jurisdictions/test:obs-square", Some(&adm), Some(r#"{"name":"Obs"}"#.into()), 200).await;
     let fc = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, square("test:obs-import"));
     a.send("POST", "/admin/v1/import", Some(&adm), Some(fc), 200).await;
     // Endpoints and services, with the city's own token.
     let body = json!({"url": "http://127.0.0.1:9/open311/v2/", "type": "test",
                       "services": [{"service_code": "POT", "service_name": "Pothole"}]});
     let ep = a
-        .send("POST", &format!("/admin/v1/jurisdictions/{BLOOMINGTON}/endpoints"), Some(&cty), Some(body.to_string()), 201)
+        .send(
+            "POST",
+            &format!("/admin/v1/jurisdictions/{BLOOMINGTON}/endpoints"),
+            Some(&cty),
+            Some(body.to_string()),
+            201,
+        )
         .await;
     let ep = format!("/admin/v1/endpoints/{}", ep["id"].as_str().unwrap());
     a.send("GET", &format!("/admin/v1/jurisdictions/{BLOOMINGTON}/endpoints"), Some(&cty), None, 200).await;
     a.send("GET", &ep, Some(&cty), None, 200).await;
     a.send("PATCH", &ep, Some(&cty), Some(r#"{"contact":"311@example.org"}"#.into()), 200).await;
-    a.send("PUT", &format!("{ep}/services"), Some(&cty), Some(r#"[{"service_code":"A","service_name":"A"}]"#.into()), 200)
-        .await;
-    a.send("PUT", &format!("{ep}/services/B"), Some(&cty), Some(r#"{"service_code":"B","service_name":"B"}"#.into()), 200)
-        .await;
+    a.send(
+        "PUT",
+        &format!("{ep}/services"),
+        Some(&cty),
+        Some(r#"[{"service_code":"A","service_name":"A"}]"#.into()),
+        200,
+    )
+    .await;
+    a.send(
+        "PUT",
+        &format!("{ep}/services/B"),
+        Some(&cty),
+        Some(r#"{"service_code":"B","service_name":"B"}"#.into()),
+        200,
+    )
+    .await;
     a.send("DELETE", &format!("{ep}/services/B"), Some(&cty), None, 200).await;
     // The harvester refuses the loopback address (no fetch leaves the machine).
     let h = a.send("POST", &format!("{ep}/harvest"), Some(&cty), None, 200).await;
@@ -624,10 +632,8 @@ async fn a_full_admin_session_logs_no_secret() {
     a.send("DELETE", "/admin/v1/jurisdictions/test:obs-import", Some(&adm), None, 204).await;
 
     // Revocation through the CLI.
-    let jti = a.send("GET", "/admin/v1/whoami", Some(&bearer(&doomed)), None, 200).await["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jti =
+        a.send("GET", "/admin/v1/whoami", Some(&bearer(&doomed)), None, 200).await["jti"].as_str().unwrap().to_owned();
     let (_, err) = cli(&["token", "revoke", &jti, "--reason", "test"], &store_env, true);
     logs.push(("token revoke".into(), err));
     let (list, err) = cli(&["token", "list"], &store_env, true);
@@ -641,8 +647,7 @@ async fn a_full_admin_session_logs_no_secret() {
         ..Default::default()
     })
     .unwrap();
-    let (foreign, _) =
-        other_keys.issue("mallory", &["admin".parse().unwrap()], Duration::from_secs(600)).unwrap();
+    let (foreign, _) = other_keys.issue("mallory", &["admin".parse().unwrap()], Duration::from_secs(600)).unwrap();
     let none_alg = format!(
         "{}.{}.",
         common::b64(br#"{"alg":"none","typ":"JWT"}"#),
@@ -650,8 +655,7 @@ async fn a_full_admin_session_logs_no_secret() {
     );
     let tampered = {
         let mut parts: Vec<&str> = admin.split('.').collect();
-        let payload =
-            common::b64(br#"{"sub":"mallory","jti":"x","iat":1,"exp":99999999999,"scopes":["admin"]}"#);
+        let payload = common::b64(br#"{"sub":"mallory","jti":"x","iat":1,"exp":99999999999,"scopes":["admin"]}"#);
         parts[1] = &payload;
         parts.join(".")
     };
@@ -682,8 +686,8 @@ async fn a_full_admin_session_logs_no_secret() {
     // --- Server B: HS256 with the secret from the environment, on the same database.
     let secret = "obs-hs256-secret-0123456789abcdefghijklmnop";
     secrets.push(("JWT secret".into(), secret.into()));
-    let hs_env: Vec<(&str, &str)> = [JSON_DEBUG, &[("GEOWEBDNS_JWT_ALGORITHM", "hs256"), ("GEOWEBDNS_JWT_SECRET", secret)]]
-        .concat();
+    let hs_env: Vec<(&str, &str)> =
+        [JSON_DEBUG, &[("GEOWEBDNS_JWT_ALGORITHM", "hs256"), ("GEOWEBDNS_JWT_SECRET", secret)]].concat();
     let hs_server = common::server::serve_with_env(&url, &key_dir, &[], &hs_env);
     let mut hs_cli_env = store_env.clone();
     hs_cli_env.extend([("GEOWEBDNS_JWT_ALGORITHM", "hs256"), ("GEOWEBDNS_JWT_SECRET", secret)]);
@@ -695,16 +699,23 @@ async fn a_full_admin_session_logs_no_secret() {
     secrets.push(("HS256 token signature".into(), hs_token.rsplit('.').next().unwrap().to_owned()));
     let wrong = {
         use jsonwebtoken::{encode, EncodingKey, Header};
-        let claims = json!({"sub": "mallory", "jti": "wrong-secret", "iat": 1, "exp": 99_999_999_999i64, "scopes": ["admin"]});
+        let claims =
+            json!({"sub": "mallory", "jti": "wrong-secret", "iat": 1, "exp": 99_999_999_999i64, "scopes": ["admin"]});
         encode(&Header::default(), &claims, &EncodingKey::from_secret(b"not-the-secret-but-long-enough-1234567890"))
             .unwrap()
     };
     secrets.push(("wrongly signed HS256 token".into(), wrong.clone()));
-    let mut b = Session { http: reqwest::Client::new(), base: &hs_server.base, tag: "obs-b", ids: Vec::new() };
+    let mut b = Session { http: reqwest::Client::new(), base: hs_server.base.clone(), tag: "obs-b", ids: Vec::new() };
     let hs = bearer(&hs_token);
     b.send("GET", "/admin/v1/whoami", Some(&hs), None, 200).await;
     let ep = b
-        .send("POST", &format!("/admin/v1/jurisdictions/{BLOOMINGTON}/endpoints"), Some(&hs), Some(json!({"url": "https://hs.example.org/"}).to_string()), 201)
+        .send(
+            "POST",
+            &format!("/admin/v1/jurisdictions/{BLOOMINGTON}/endpoints"),
+            Some(&hs),
+            Some(json!({"url": "https://hs.example.org/"}).to_string()),
+            201,
+        )
         .await;
     b.send("DELETE", &format!("/admin/v1/endpoints/{}", ep["id"].as_str().unwrap()), Some(&hs), None, 204).await;
     b.send("GET", "/admin/v1/whoami", Some(&bearer(&wrong)), None, 401).await;

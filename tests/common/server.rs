@@ -25,8 +25,7 @@ impl Server {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-        let lines = self.logs.lock().unwrap().clone();
-        lines
+        self.logs.lock().map(|l| l.to_vec()).unwrap_or_default()
     }
 }
 

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// GeoWebDNS: which governments serve this spot, and which Open311 servers do they run?
-#[derive(Debug, Parser)]
+// `Debug` (below) hides the database password and the JWT secret.
+#[derive(Parser)]
 #[command(name = "geowebdns", version, about, long_about = None)]
 pub struct Cli {
     /// Database URL: `sqlite://FILE` (embedded default) or `postgres://...`.
@@ -25,6 +26,11 @@ pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `geowebdns=debug`.
     #[arg(long, global = true, env = "GEOWEBDNS_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log line format on stderr: `text` (human-readable) or `json` (one JSON object a line,
+    /// with the request's span fields, among them `request_id`).
+    #[arg(long, global = true, value_enum, env = "GEOWEBDNS_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Directory of the Ed25519 token key pair (created on first use).
     #[arg(long, global = true, env = "GEOWEBDNS_KEY_DIR", default_value = "keys")]
@@ -46,6 +52,30 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("database_url", &store::redact_url(&self.database_url))
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("key_dir", &self.key_dir)
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.
@@ -202,6 +232,10 @@ pub struct ServeArgs {
     /// their requests before the process exits anyway, in seconds.
     #[arg(long, env = "GEOWEBDNS_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+
+    /// Serve Prometheus metrics on `GET /metrics` (`--metrics false` turns the route off).
+    #[arg(long, env = "GEOWEBDNS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
 }
 
 fn parse_lost_server_name(s: &str) -> Result<String, String> {
@@ -281,16 +315,21 @@ pub struct ResolveArgs {
     pub tier: Option<String>,
 }
 
-/// Sets up logging for the CLI.
-pub fn init_tracing(filter: &str) {
+/// Sets up logging on stderr: `filter` in `EnvFilter` syntax, lines as text
+/// or JSON. JSON lines carry the event's fields at the top level and the
+/// spans it was logged in under `spans` (for a request: `request_id`,
+/// `method`, `route`, `path`).
+pub fn init_tracing(filter: &str, format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(false).with_span_list(true).with_ansi(false).try_init()
+        }
+    };
 }
 
 /// Runs the parsed command.
@@ -608,6 +647,7 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
             },
         },
         lost_server_name: args.lost_server_name,
+        metrics: args.metrics,
     };
     let state = AppState::new(store, std::sync::Arc::new(snapshot), settings).with_keys(keys);
     let follower = crate::index::follower::spawn(
@@ -735,6 +775,25 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "geowebdns", &mut missing);
         assert!(missing.is_empty(), "flags without GEOWEBDNS_* variables: {missing:?}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let cli = Cli::parse_from([
+            "geowebdns",
+            "--database-url",
+            "postgres://app:hunter2-pw@db.internal/geo?sslmode=require",
+            "--jwt-algorithm",
+            "hs256",
+            "--jwt-secret",
+            "a-very-long-and-secret-hs256-key-of-40-bytes",
+            "serve",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2-pw"), "{shown}");
+        assert!(!shown.contains("a-very-long"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db.internal/geo"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

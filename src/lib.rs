@@ -12,6 +12,8 @@
 //!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type;
 //!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`;
 //!   [`console`]: the admin web console at `/admin/`.
+//! - [`metrics`]: Prometheus metrics on `/metrics`; [`request_id`]: the
+//!   `x-request-id` of every request and its log span.
 
 pub mod admin;
 pub mod api;
@@ -26,7 +28,9 @@ pub mod import;
 pub mod index;
 pub mod limits;
 pub mod lost;
+pub mod metrics;
 pub mod model;
+pub mod request_id;
 pub mod store;
 
 use axum::extract::DefaultBodyLimit;
@@ -38,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::DynStore;
 use tower_http::cors::CorsLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// Limits and answer settings of a running service.
@@ -66,6 +71,8 @@ pub struct Settings {
     pub limits: limits::LimitSettings,
     /// This server's name in LoST `source` and `via` attributes (a dotted name).
     pub lost_server_name: String,
+    /// Serve Prometheus metrics on `GET /metrics`.
+    pub metrics: bool,
 }
 
 impl Default for Settings {
@@ -82,6 +89,7 @@ impl Default for Settings {
             harvest: harvest::HarvestSettings::default(),
             limits: limits::LimitSettings::default(),
             lost_server_name: lost::DEFAULT_SERVER_NAME.to_owned(),
+            metrics: true,
         }
     }
 }
@@ -103,20 +111,25 @@ pub struct AppState {
     pub write_lock: Arc<tokio::sync::Mutex<()>>,
     /// Concurrency slots and rate-limit state.
     pub limits: Arc<limits::Limits>,
+    /// Request, index and harvest metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
     /// State around a loaded snapshot (marked ready).
     pub fn new(store: DynStore, snapshot: Arc<index::Snapshot>, settings: Settings) -> Self {
         let limits = Arc::new(limits::Limits::new(&settings.limits));
+        let index = Arc::new(IndexHandle::new(snapshot));
+        let metrics = Arc::new(metrics::Metrics::new(&index));
         Self {
             store,
-            index: Arc::new(IndexHandle::new(snapshot)),
+            index,
             settings: Arc::new(settings),
             ready: Arc::new(AtomicBool::new(true)),
             keys: None,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             limits,
+            metrics,
         }
     }
 
@@ -128,27 +141,42 @@ impl AppState {
 }
 
 /// The whole HTTP application: public routes, problem+json fallbacks, limits,
-/// CORS and tracing. Shared by `serve` and every test.
+/// CORS, metrics, request ids and tracing. Shared by `serve` and every test.
 pub fn app(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let timeout = state.settings.request_timeout;
-    Router::new()
-        .merge(api::router())
-        .merge(admin::router())
-        .merge(lost::router())
+    let timeout_metrics = state.metrics.clone();
+    let mut router = Router::new().merge(api::router()).merge(admin::router()).merge(lost::router());
+    if state.settings.metrics {
+        router = router.merge(metrics::router());
+    }
+    router
         .merge(console::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
-                Ok(res) => res,
-                Err(_) => limits::timed_out(timeout),
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let metrics = timeout_metrics.clone();
+            async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        metrics.refused("timeout");
+                        limits::timed_out(timeout)
+                    }
+                }
             }
         }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn(public_cors))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // Outermost first: a client's unacceptable request id is dropped, a
+        // UUID made when there is none, the request's span opened with it,
+        // and the id copied to the response.
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
+        .layer(PropagateRequestIdLayer::new(request_id::HEADER))
+        .layer(SetRequestIdLayer::new(request_id::HEADER, MakeRequestUuid))
+        .layer(axum::middleware::map_request(request_id::sanitize))
         .with_state(state)
 }
 

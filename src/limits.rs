@@ -100,6 +100,7 @@ fn header_bytes(req: &Request) -> usize {
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limits = &state.limits;
     if header_bytes(&req) > limits.max_header_bytes {
+        state.metrics.refused("headers_too_large");
         return ApiError::HeadersTooLarge(format!("request line and headers exceed {} bytes", limits.max_header_bytes))
             .into_response();
     }
@@ -114,6 +115,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
                 let wait =
                     not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
                 let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                state.metrics.refused("rate_limited");
                 return ApiError::RateLimited { retry_after: retry_after.max(1) }.into_response();
             }
         }
@@ -124,6 +126,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         (&limits.public, "public", state.settings.limits.max_concurrent)
     };
     let Ok(_permit) = pool.clone().try_acquire_owned() else {
+        state.metrics.refused(if admin { "overloaded_admin" } else { "overloaded_public" });
         return ApiError::Overloaded {
             detail: format!("the server is at its limit of {size} {kind} requests in flight; retry shortly"),
             retry_after: 1,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 fn main() -> std::process::ExitCode {
     let cli = geowebdns::cli::Cli::parse();
-    geowebdns::cli::init_tracing(&cli.log);
+    geowebdns::cli::init_tracing(&cli.log, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

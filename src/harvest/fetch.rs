@@ -213,6 +213,24 @@ impl FetchError {
         }
     }
 
+    /// A short stable name of the kind of failure (the `error` label of the
+    /// harvest metric): `bad_url`, `blocked`, `dns`, `connect`, `timeout`,
+    /// `too_large`, `too_many_redirects`, `http_status`, `bad_redirect` or `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadUrl { .. } => "bad_url",
+            Self::Blocked { .. } => "blocked",
+            Self::Dns { .. } => "dns",
+            Self::Connect { .. } => "connect",
+            Self::Timeout { .. } => "timeout",
+            Self::TooLarge { .. } => "too_large",
+            Self::TooManyRedirects { .. } => "too_many_redirects",
+            Self::HttpStatus { .. } => "http_status",
+            Self::BadRedirect { .. } => "bad_redirect",
+            Self::Other { .. } => "other",
+        }
+    }
+
     /// Whether retrying later may help (network trouble, timeouts, 5xx, 408, 429), as opposed to a
     /// configuration problem (bad URL, blocked address, 4xx, oversize document, redirect trouble).
     pub fn is_transient(&self) -> bool {

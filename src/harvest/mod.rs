@@ -93,6 +93,10 @@ fn target(e: &Endpoint) -> Result<(url::Url, Format), FetchError> {
     Ok((fetch::services_url(&e.url, e.open311_jurisdiction_id.as_deref(), format)?, format))
 }
 
+/// Why a harvest failed: the message, the HTTP status if any, and the kind
+/// of failure (the `error` label of the harvest metric).
+type Failure = (String, Option<u16>, &'static str);
+
 /// The list fetched, or why not.
 enum Fetch {
     New { list: parse::ServiceList, validators: Validators },
@@ -104,14 +108,14 @@ async fn fetch_services(
     url: &url::Url,
     format: Format,
     validators: &Validators,
-) -> Result<(Fetch, Option<u16>), (String, Option<u16>)> {
+) -> Result<(Fetch, Option<u16>), Failure> {
     match fetcher.get(url, format.accept(), validators).await {
         Ok(FetchOutcome::NotModified { validators, .. }) => Ok((Fetch::NotModified { validators }, Some(304))),
         Ok(FetchOutcome::Fetched(f)) => match parse::parse_service_list(&f.body, f.content_type.as_deref()) {
             Ok(list) => Ok((Fetch::New { list, validators: f.validators }, Some(f.status))),
-            Err(e) => Err((format!("unusable service list: {e}"), Some(f.status))),
+            Err(e) => Err((format!("unusable service list: {e}"), Some(f.status), "unusable_document")),
         },
-        Err(e) => Err((e.to_string(), e.http_status())),
+        Err(e) => Err((e.to_string(), e.http_status(), e.kind())),
     }
 }
 
@@ -161,7 +165,7 @@ pub async fn harvest_endpoint(state: &AppState, id: &str) -> Result<HarvestRepor
             let r = fetch_services(&fetcher, &url, format, &validators).await;
             (url.to_string(), r)
         }
-        Err(err) => (e.url.clone(), Err((err.to_string(), None))),
+        Err(err) => (e.url.clone(), Err((err.to_string(), None, err.kind()))),
     };
     let latency = started.elapsed();
     let mut warnings = Vec::new();
@@ -188,6 +192,7 @@ pub async fn harvest_endpoint(state: &AppState, id: &str) -> Result<HarvestRepor
         error: None,
     };
     let mut new_services = None;
+    let mut error_kind = "none";
     match result {
         Ok((fetched, status)) => {
             health.http_status = status;
@@ -212,7 +217,8 @@ pub async fn harvest_endpoint(state: &AppState, id: &str) -> Result<HarvestRepor
                 }
             }
         }
-        Err((error, status)) => {
+        Err((error, status, kind)) => {
+            error_kind = kind;
             health.http_status = status;
             health.last_error = Some(error.clone());
             health.consecutive_failures = health.consecutive_failures.saturating_add(1);
@@ -221,6 +227,7 @@ pub async fn harvest_endpoint(state: &AppState, id: &str) -> Result<HarvestRepor
     }
     report.warnings = warnings;
     let ok = report.error.is_none();
+    state.metrics.harvest(report.outcome, error_kind, latency);
 
     let _guard = state.write_lock.lock().await;
     // Services (an audited endpoint write), only when something changed.

@@ -149,6 +149,15 @@ pub struct SnapshotStats {
     pub build_ms: u64,
 }
 
+/// How a snapshot was made (the `kind` label of the build-duration metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    /// From the whole registry ([`load_snapshot`]).
+    Full,
+    /// From the previous snapshot with the changed jurisdictions re-read ([`refresh`]).
+    Incremental,
+}
+
 /// An immutable view of the registry, ready to answer point queries.
 pub struct Snapshot {
     version: i64,
@@ -156,6 +165,9 @@ pub struct Snapshot {
     by_id: HashMap<String, u32>,
     spatial: SpatialIndex,
     stats: SnapshotStats,
+    /// How it was made and how long reading and building it took, when it
+    /// was made from the store.
+    built: Option<(BuildKind, Duration)>,
 }
 
 impl Snapshot {
@@ -183,7 +195,7 @@ impl Snapshot {
             endpoints: entries.iter().map(|e| e.endpoints.len()).sum(),
             build_ms: started.elapsed().as_millis() as u64,
         };
-        Self { version, entries, by_id, spatial, stats }
+        Self { version, entries, by_id, spatial, stats, built: None }
     }
 
     /// The change-log sequence number this snapshot reflects (`index_version`).
@@ -194,6 +206,12 @@ impl Snapshot {
     /// Size and build figures.
     pub fn stats(&self) -> SnapshotStats {
         self.stats
+    }
+
+    /// How the snapshot was made from the store and how long reading and
+    /// building it took (`None` for one built directly with [`Snapshot::build`]).
+    pub fn build_info(&self) -> Option<(BuildKind, Duration)> {
+        self.built
     }
 
     /// All entries in answer order.
@@ -274,12 +292,13 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
     let rows = store.load_jurisdictions().await?;
     let endpoints = store.load_endpoints().await?;
     let read = started.elapsed();
-    let snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
+    let mut snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
         let entries = entries_from_rows(rows, endpoints)?;
         Ok(Snapshot::build(version, entries))
     })
     .await
     .map_err(|e| IndexError::Task(e.to_string()))??;
+    snapshot.built = Some((BuildKind::Full, started.elapsed()));
     let stats = snapshot.stats();
     tracing::info!(
         version,
@@ -300,12 +319,22 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
 pub struct IndexHandle {
     current: ArcSwap<Snapshot>,
     loaded_at: ArcSwap<Instant>,
+    metrics: crate::metrics::IndexMetrics,
 }
 
 impl IndexHandle {
     /// A handle holding `snapshot`.
     pub fn new(snapshot: Arc<Snapshot>) -> Self {
-        Self { current: ArcSwap::new(snapshot), loaded_at: ArcSwap::from_pointee(Instant::now()) }
+        let metrics = crate::metrics::IndexMetrics::default();
+        if let Some((kind, took)) = snapshot.build_info() {
+            metrics.observe_build(kind, took);
+        }
+        Self { current: ArcSwap::new(snapshot), loaded_at: ArcSwap::from_pointee(Instant::now()), metrics }
+    }
+
+    /// The build and swap timings of the snapshots published here.
+    pub fn metrics(&self) -> &crate::metrics::IndexMetrics {
+        &self.metrics
     }
 
     /// The snapshot to answer with.
@@ -317,9 +346,14 @@ impl IndexHandle {
     /// concurrent rebuilds must not move the version backwards).
     pub fn publish(&self, next: Snapshot) -> bool {
         let next = Arc::new(next);
+        let started = Instant::now();
         let prev = self.current.rcu(|cur| if cur.version() > next.version() { cur.clone() } else { next.clone() });
         let swapped = prev.version() <= next.version();
         if swapped {
+            self.metrics.observe_swap(started.elapsed());
+            if let Some((kind, took)) = next.build_info() {
+                self.metrics.observe_build(kind, took);
+            }
             self.loaded_at.store(Arc::new(Instant::now()));
         }
         swapped
@@ -349,6 +383,7 @@ impl Snapshot {
 /// that did not change keep their prepared geometry. Callers serialise writes,
 /// so snapshots are published in `seq` order.
 pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], version: i64) -> Result<(), IndexError> {
+    let started = Instant::now();
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
         let row = store.get_jurisdiction(id).await?;
@@ -359,7 +394,7 @@ pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], ver
         rows.push((id.clone(), row, endpoints));
     }
     let current = handle.current();
-    let next = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
+    let mut next = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
         let mut changed = Vec::with_capacity(rows.len());
         for (id, row, endpoints) in rows {
             let Some(row) = row else {
@@ -380,6 +415,7 @@ pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], ver
     })
     .await
     .map_err(|e| IndexError::Task(e.to_string()))??;
+    next.built = Some((BuildKind::Incremental, started.elapsed()));
     handle.publish(next);
     Ok(())
 }

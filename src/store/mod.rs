@@ -289,18 +289,33 @@ pub async fn connect(url: &str) -> StoreResult<DynStore> {
     }
 }
 
-/// Removes a password from a database URL before it is logged or shown.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+/// Removes passwords from a database URL before it is logged or shown: the
+/// one in the user info (`postgres://user:***@host/db`) and a `password`
+/// query parameter (`?password=***`). A URL that may hold one but does not
+/// parse is hidden whole, but for its scheme.
+pub fn redact_url(raw: &str) -> String {
+    if !raw.contains('@') && !raw.to_ascii_lowercase().contains("password") {
+        return raw.to_owned();
     }
+    let Ok(mut url) = url::Url::parse(raw) else {
+        let scheme = raw.split_once("://").map_or("", |(s, _)| s);
+        return format!("{scheme}://<unparsable URL hidden>");
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    let is_password = |k: &str| k.eq_ignore_ascii_case("password");
+    if url.query_pairs().any(|(k, _)| is_password(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_password(&k) { "***".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// The current time as RFC 3339 text (UTC, second precision).
@@ -319,5 +334,12 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(redact_url("postgres://u:p%40ss@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u:pa?ss@h/db"), "postgres://<unparsable URL hidden>");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=s3cret&application_name=x"),
+            "postgres://u@h/db?sslmode=require&password=***&application_name=x"
+        );
+        assert_eq!(redact_url("postgres://u:s3cret@h/db?sslmode=require"), "postgres://u:***@h/db?sslmode=require");
     }
 }

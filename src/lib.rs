@@ -11,7 +11,8 @@
 //! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
 //!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type;
 //!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`;
-//!   [`console`]: the admin web console at `/admin/`.
+//!   [`console`]: the admin web console at `/admin/`;
+//!   [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 
 pub mod admin;
 pub mod api;
@@ -27,6 +28,7 @@ pub mod index;
 pub mod limits;
 pub mod lost;
 pub mod model;
+pub mod openapi;
 pub mod store;
 
 use axum::extract::DefaultBodyLimit;
@@ -133,6 +135,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(lost::router())
         .merge(console::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

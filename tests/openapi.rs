@@ -58,7 +58,8 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        let mut rest = text.as_str();
+        // Unit tests' mock servers are not the application's routes.
+        let mut rest = text.split("#[cfg(test)]").next().unwrap_or_default();
         while let Some(at) = rest.find(".route(") {
             rest = &rest[at + ".route(".len()..];
             let args = rest.trim_start();

@@ -126,7 +126,11 @@ impl utoipa::Modify for CommonResponses {
                     .as_ref()
                     .is_some_and(|b| b.content.keys().any(|k| k.starts_with("application/json")));
                 if json_body {
-                    add(op, "400", "The body is not valid JSON of the expected shape; `field` names the member at fault");
+                    add(
+                        op,
+                        "400",
+                        "The body is not valid JSON of the expected shape; `field` names the member at fault",
+                    );
                     add(op, "413", "The body is larger than `--max-body-bytes`");
                     add(op, "415", "The body is not sent as `application/json`");
                 }

@@ -116,8 +116,7 @@ async fn the_document_is_openapi_3_1_and_served_at_openapi_json() {
         for (status, r) in op["responses"].as_object().unwrap() {
             if status.starts_with('4') || status.starts_with('5') {
                 assert_eq!(
-                    r["content"]["application/problem+json"]["schema"]["$ref"],
-                    "#/components/schemas/Problem",
+                    r["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem",
                     "{method} {path} {status}"
                 );
             }
@@ -138,7 +137,8 @@ async fn the_document_is_openapi_3_1_and_served_at_openapi_json() {
     }
     // The Problem schema is what error.rs sends.
     let problem = &doc["components"]["schemas"]["Problem"];
-    let required: BTreeSet<&str> = problem["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let required: BTreeSet<&str> =
+        problem["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(required, BTreeSet::from(["type", "title", "status", "detail", "code"]));
     assert!(problem["properties"]["field"].is_object());
 }
@@ -218,7 +218,8 @@ async fn real_answers_validate_against_their_documented_schemas() {
     c.check("GET", "/admin/v1/whoami", &who);
     let feature = json!({"type": "Feature", "properties": {"id": "t:square", "name": "Square", "tier": "special_district", "ocd_id": "ocd-division/country:zz/square:1", "external_ids": {"code": "SQ"}},
         "geometry": {"type": "Polygon", "coordinates": [[[-20.0, -40.0], [-19.0, -40.0], [-19.0, -39.0], [-20.0, -39.0], [-20.0, -40.0]]]}});
-    let created = call(s, "POST", "/admin/v1/jurisdictions", Some(&admin), Some(&feature.to_string())).await.expect(201);
+    let created =
+        call(s, "POST", "/admin/v1/jurisdictions", Some(&admin), Some(&feature.to_string())).await.expect(201);
     c.check("POST", "/admin/v1/jurisdictions", &created);
     let endpoint = json!({"url": "https://311.example.org/open311/v2/", "type": "production", "contact": "ops@example.org",
         "services": [{"service_code": "001", "service_name": "Pothole", "keywords": "road, street", "group": "Streets"}]});
@@ -229,26 +230,47 @@ async fn real_answers_validate_against_their_documented_schemas() {
     let ep_id = ep.body["id"].as_str().unwrap().to_owned();
     let a = call(s, "GET", "/admin/v1/jurisdictions/t:square", Some(&admin), None).await.expect(200);
     c.check("GET", "/admin/v1/jurisdictions/{id}", &a);
-    let a = call(s, "PATCH", "/admin/v1/jurisdictions/t:square", Some(&admin), Some(r#"{"license": null, "source": "test"}"#))
-        .await
-        .expect(200);
+    let a = call(
+        s,
+        "PATCH",
+        "/admin/v1/jurisdictions/t:square",
+        Some(&admin),
+        Some(r#"{"license": null, "source": "test"}"#),
+    )
+    .await
+    .expect(200);
     c.check("PATCH", "/admin/v1/jurisdictions/{id}", &a);
     let a = call(s, "GET", "/admin/v1/jurisdictions/t:square/endpoints", Some(&admin), None).await.expect(200);
     c.check("GET", "/admin/v1/jurisdictions/{id}/endpoints", &a);
     let a = call(s, "GET", &format!("/admin/v1/endpoints/{ep_id}"), Some(&admin), None).await.expect(200);
     c.check("GET", "/admin/v1/endpoints/{id}", &a);
-    let a = call(s, "PATCH", &format!("/admin/v1/endpoints/{ep_id}"), Some(&admin), Some(r#"{"docs_url": "https://example.org/docs"}"#))
-        .await
-        .expect(200);
+    let a = call(
+        s,
+        "PATCH",
+        &format!("/admin/v1/endpoints/{ep_id}"),
+        Some(&admin),
+        Some(r#"{"docs_url": "https://example.org/docs"}"#),
+    )
+    .await
+    .expect(200);
     c.check("PATCH", "/admin/v1/endpoints/{id}", &a);
     let services = r#"[{"service_code": "001", "service_name": "Pothole", "keywords": ["road"]}, {"service_code": "002", "service_name": "Graffiti", "type": "batch"}]"#;
-    let a = call(s, "PUT", &format!("/admin/v1/endpoints/{ep_id}/services"), Some(&admin), Some(services)).await.expect(200);
-    c.check("PUT", "/admin/v1/endpoints/{id}/services", &a);
-    let a = call(s, "PUT", &format!("/admin/v1/endpoints/{ep_id}/services/003"), Some(&admin), Some(r#"{"service_code": "003", "service_name": "Noise"}"#))
+    let a = call(s, "PUT", &format!("/admin/v1/endpoints/{ep_id}/services"), Some(&admin), Some(services))
         .await
         .expect(200);
+    c.check("PUT", "/admin/v1/endpoints/{id}/services", &a);
+    let a = call(
+        s,
+        "PUT",
+        &format!("/admin/v1/endpoints/{ep_id}/services/003"),
+        Some(&admin),
+        Some(r#"{"service_code": "003", "service_name": "Noise"}"#),
+    )
+    .await
+    .expect(200);
     c.check("PUT", "/admin/v1/endpoints/{id}/services/{code}", &a);
-    let a = call(s, "DELETE", &format!("/admin/v1/endpoints/{ep_id}/services/003"), Some(&admin), None).await.expect(200);
+    let a =
+        call(s, "DELETE", &format!("/admin/v1/endpoints/{ep_id}/services/003"), Some(&admin), None).await.expect(200);
     c.check("DELETE", "/admin/v1/endpoints/{id}/services/{code}", &a);
     let import = json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": "t:other", "name": "Other", "tier": "other"},
         "geometry": {"type": "Polygon", "coordinates": [[[-30.0, -40.0], [-29.0, -40.0], [-29.0, -39.0], [-30.0, -40.0]]]}}]});
@@ -259,7 +281,9 @@ async fn real_answers_validate_against_their_documented_schemas() {
 
     // Public answers.
     let here = "lat=-39.5&lon=-19.5";
-    for q in [IN_BLOOMINGTON.to_owned(), here.to_owned(), format!("{here}&within=500&nearest=true"), "lat=0&lon=-150".into()] {
+    for q in
+        [IN_BLOOMINGTON.to_owned(), here.to_owned(), format!("{here}&within=500&nearest=true"), "lat=0&lon=-150".into()]
+    {
         let a = get(s, &format!("/v1/resolve?{q}")).await.expect(200);
         c.check("GET", "/v1/resolve", &a);
         let a = get(s, &format!("/v1/services?{q}&type=all")).await.expect(200);
@@ -288,10 +312,16 @@ async fn real_answers_validate_against_their_documented_schemas() {
 
     // Problems.
     c.check("GET", "/v1/resolve", &get(s, "/v1/resolve?lat=91&lon=0").await.problem(400, Some("lat")));
-    c.check("POST", "/v1/resolve", &post_json(s, "/v1/resolve", r#"{"points": [{"lat": "x"}]}"#).await.problem(400, None));
+    c.check(
+        "POST",
+        "/v1/resolve",
+        &post_json(s, "/v1/resolve", r#"{"points": [{"lat": "x"}]}"#).await.problem(400, None),
+    );
     c.check("GET", "/v1/jurisdictions/{id}", &get(s, "/v1/jurisdictions/nope").await.problem(404, None));
     c.check("GET", "/admin/v1/whoami", &call(s, "GET", "/admin/v1/whoami", None, None).await.problem(401, None));
-    let a = call_with(s, "PATCH", "/admin/v1/jurisdictions/t:square", Some(&admin), Some("{}"), &[("if-match", "\"1\"")]).await;
+    let a =
+        call_with(s, "PATCH", "/admin/v1/jurisdictions/t:square", Some(&admin), Some("{}"), &[("if-match", "\"1\"")])
+            .await;
     c.check("PATCH", "/admin/v1/jurisdictions/{id}", &a.problem(412, None));
 
     // Deletes answer 204 without a body.

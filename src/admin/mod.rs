@@ -697,7 +697,11 @@ pub(crate) async fn delete_service(
         (status = 409, description = "The import conflicts with existing records"),
     )
 )]
-pub(crate) async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn bulk_import(
+    p: Principal,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     p.require_admin()?;
     let features = import::reader::read_features_from_bytes(&body, "request body")
         .map_err(|e| ApiError::BadRequest { code: "invalid_body", detail: e.to_string(), field: None })?;

@@ -47,7 +47,9 @@ pub(crate) struct Page<'a> {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only these tiers (a comma-separated list).
-    #[param(pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$")]
+    #[param(
+        pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
+    )]
     pub tier: Option<String>,
     /// Only children of this jurisdiction id.
     pub parent: Option<String>,
@@ -126,7 +128,11 @@ pub(crate) async fn list(
         (status = 404, description = "No such jurisdiction"),
     )
 )]
-pub(crate) async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let snapshot = state.index.current();
     let entry = snapshot.get(&id).ok_or_else(|| ApiError::NotFound(format!("jurisdiction `{id}` not found")))?;
     let etag = cache::etag(("jurisdiction", entry.content_hash));

@@ -33,7 +33,9 @@ pub struct LocationParams {
     pub long: Option<f64>,
     /// Only these tiers: a comma-separated list of `country`, `state`,
     /// `county`, `place`, `special_district`, `other`.
-    #[param(pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$")]
+    #[param(
+        pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
+    )]
     pub tier: Option<String>,
     /// Also return jurisdictions whose boundary lies within this many metres
     /// (geodesic), marked `"match": "near"`; capped by the server's

@@ -107,7 +107,9 @@ pub struct BatchRequest {
     pub points: Vec<BatchPoint>,
     /// Optional tier filter, a comma list as in the query string.
     #[serde(default)]
-    #[schema(pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$")]
+    #[schema(
+        pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
+    )]
     pub tier: Option<String>,
 }
 
@@ -251,7 +253,10 @@ fn answer_batch(
         (status = 400, description = "The body is not a valid batch (`batch_too_large` over `--max-batch`); `field` names the point, e.g. `points[1].lat`"),
     )
 )]
-pub(crate) async fn resolve_many(State(state): State<AppState>, Json(req): Json<BatchRequest>) -> Result<Response, ApiError> {
+pub(crate) async fn resolve_many(
+    State(state): State<AppState>,
+    Json(req): Json<BatchRequest>,
+) -> Result<Response, ApiError> {
     let locations = validate_points(&req, state.settings.max_batch)?;
     let tiers = match &req.tier {
         Some(t) => params::tiers(&[("tier".to_owned(), t.clone())])?,

@@ -124,16 +124,30 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer (RFC 9457 problem details), sent as
+/// `application/problem+json`. The OpenAPI document's `Problem` schema is
+/// generated from this type.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct Problem<'a> {
+    /// `urn:geowebdns:problem:` followed by `code`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
+    #[schema(example = "urn:geowebdns:problem:invalid_parameter")]
+    pub kind: String,
+    /// The HTTP reason phrase of `status`.
+    #[schema(example = "Bad Request")]
+    pub title: &'a str,
+    /// The HTTP status code.
+    #[schema(example = 400)]
+    pub status: u16,
+    /// What went wrong, for humans.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `invalid_parameter`, `not_found`, `token_expired`.
+    #[schema(example = "invalid_parameter")]
+    pub code: &'a str,
+    /// The parameter, header or JSON path at fault (400 answers only), e.g. `lat` or `points[3].lat`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {

@@ -11,7 +11,8 @@
 //! - [`api`]: public HTTP routes; [`admin`]: authenticated registry writes;
 //!   [`auth`]: JWT keys, claims and scopes; [`error`]: the one problem+json error type;
 //!   [`lost`]: the LoST (RFC 5222) XML protocol on `POST /lost`;
-//!   [`console`]: the admin web console at `/admin/`.
+//!   [`console`]: the admin web console at `/admin/`;
+//!   [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 //! - [`metrics`]: Prometheus metrics on `/metrics`; [`request_id`]: the
 //!   `x-request-id` of every request and its log span.
 
@@ -30,6 +31,7 @@ pub mod limits;
 pub mod lost;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod request_id;
 pub mod store;
 
@@ -152,6 +154,7 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .merge(console::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

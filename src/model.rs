@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 /// The level of government a jurisdiction belongs to. Answers are ordered by
 /// [`Tier::rank`]: country first, `other` last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// A sovereign country.
@@ -72,7 +72,8 @@ impl FromStr for Tier {
 
 /// A jurisdiction without its boundary geometry (the geometry is kept apart,
 /// as GeoJSON text in the store and as prepared polygons in the index).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = JurisdictionRecord)]
 pub struct Jurisdiction {
     /// Stable key, e.g. `us-county:18105`.
     pub id: String,
@@ -106,7 +107,7 @@ pub struct Jurisdiction {
 }
 
 /// Whether an endpoint is meant for real requests or for testing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointType {
     /// Live server: requests reach the government's CRM.
@@ -138,7 +139,7 @@ impl FromStr for EndpointType {
 
 /// An Open311 server, described with the fields of the Open311 Service
 /// Discovery document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Endpoint {
     /// Stable key of the endpoint.
     pub id: String,
@@ -189,7 +190,7 @@ pub struct Endpoint {
 
 /// What the harvester learnt the last time it fetched an endpoint's service
 /// list (besides `last_checked`, `last_ok` and `status` on the endpoint).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// HTTP status of the last attempt, if a response came back.
     #[serde(default)]
@@ -212,7 +213,7 @@ pub struct Health {
 }
 
 /// Where a service entry comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceSource {
     /// Entered through the admin API (or an import); the harvester never touches it.
@@ -233,7 +234,7 @@ impl ServiceSource {
 }
 
 /// A GeoReport v2 service offered by an endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Service {
     /// Unique code of the service on its endpoint.
     pub service_code: String,

@@ -109,33 +109,53 @@ fn check_ocd_id(v: Option<String>) -> Result<Option<String>, ApiError> {
 }
 
 /// `POST /admin/v1/jurisdictions`: a GeoJSON Feature.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewJurisdiction)]
 pub struct JurisdictionFeature {
+    /// Must be `Feature`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^Feature$")]
     kind: String,
+    /// Ignored (the id is `properties.id`).
     #[serde(default)]
     id: Option<serde_json::Value>,
+    /// The record's fields.
     properties: JurisdictionProps,
+    /// The boundary: a GeoJSON `Polygon` or `MultiPolygon` (WGS84 lon/lat), valid by OGC rules.
+    #[schema(value_type = Object)]
     geometry: serde_json::Value,
+    /// Ignored.
     #[serde(default)]
     bbox: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The properties of a new jurisdiction.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewJurisdictionProperties)]
 struct JurisdictionProps {
+    /// Stable key: 1 to 200 characters, no `/` or control characters.
+    #[schema(min_length = 1, max_length = 200)]
     id: String,
+    /// Human-readable name (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// Level of government.
     tier: Tier,
+    /// An existing jurisdiction to use as parent (derived from the boundary when absent).
     #[serde(default)]
     parent: Option<String>,
+    /// Open Civic Data division id (`ocd-division/...`).
     #[serde(default)]
     ocd_id: Option<String>,
+    /// Codes of the source layers.
     #[serde(default)]
     external_ids: BTreeMap<String, String>,
+    /// Where the boundary comes from.
     #[serde(default)]
     source: Option<String>,
+    /// Licence of the boundary data.
     #[serde(default)]
     license: Option<String>,
 }
@@ -172,7 +192,7 @@ impl JurisdictionFeature {
 }
 
 /// `PATCH /admin/v1/jurisdictions/{id}`: fields to change; `null` clears an optional one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JurisdictionPatch {
     #[serde(default)]
@@ -187,7 +207,9 @@ pub struct JurisdictionPatch {
     source: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     license: Option<Option<String>>,
+    /// A new boundary: a GeoJSON `Polygon` or `MultiPolygon`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     boundary: Option<serde_json::Value>,
 }
 
@@ -225,7 +247,7 @@ impl JurisdictionPatch {
 }
 
 /// GeoReport v2 `keywords`: a comma-separated string or a list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Keywords {
     Text(String),
@@ -233,7 +255,7 @@ enum Keywords {
 }
 
 /// A service as written by a client (GeoReport v2 fields).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceWrite {
     service_code: String,
@@ -318,7 +340,7 @@ fn default_formats() -> Vec<String> {
 }
 
 /// `POST /admin/v1/jurisdictions/{id}/endpoints`: Open311 Service Discovery fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointWrite {
     #[serde(default = "default_spec")]
@@ -386,7 +408,7 @@ impl EndpointWrite {
 }
 
 /// `PATCH /admin/v1/endpoints/{id}`: fields to change; `null` clears an optional one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
     #[serde(default)]

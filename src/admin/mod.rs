@@ -66,6 +66,67 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// The answer of `GET /admin/v1/whoami` (OpenAPI schema; built with `json!`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// Token subject.
+    pub sub: String,
+    /// Token id.
+    pub jti: String,
+    /// Scopes: `admin` or `jurisdiction:ID`.
+    pub scopes: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+/// A jurisdiction as the admin API answers it: the stored record with its
+/// boundary and endpoints (OpenAPI schema of what `jurisdiction_json` builds).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AdminJurisdiction {
+    /// The record.
+    #[serde(flatten)]
+    pub record: crate::model::Jurisdiction,
+    /// Its endpoints with their services.
+    pub endpoints: Vec<Endpoint>,
+    /// Its boundary, a GeoJSON `MultiPolygon`.
+    #[schema(value_type = Object)]
+    pub boundary: serde_json::Value,
+}
+
+/// The answer of `GET /admin/v1/jurisdictions/{id}/endpoints`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointList {
+    /// The endpoints.
+    pub items: Vec<Endpoint>,
+}
+
+/// The answer of `POST /admin/v1/endpoints/{id}/harvest`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HarvestAnswer {
+    /// What the harvest did.
+    pub report: crate::harvest::HarvestReport,
+    /// The endpoint afterwards.
+    pub endpoint: Endpoint,
+}
+
+/// The answer of `POST /admin/v1/import`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ImportAnswer {
+    /// Jurisdictions imported.
+    pub imported: usize,
+    /// The index version after the import.
+    pub index_version: i64,
+}
+
+/// The answer of `GET /admin/v1/audit`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Entries, newest first.
+    pub items: Vec<crate::store::AuditEntry>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<i64>,
+}
+
 fn actor(p: &Principal) -> Actor {
     Actor { sub: p.sub.clone(), jti: Some(p.jti.clone()) }
 }
@@ -112,7 +173,18 @@ where
     Ok(outcome)
 }
 
-async fn whoami(p: Principal) -> Json<serde_json::Value> {
+/// The token's subject, id, scopes and expiry.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/whoami",
+    tag = "admin",
+    operation_id = "whoami",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Who the token speaks for", body = WhoAmI),
+    )
+)]
+pub(crate) async fn whoami(p: Principal) -> Json<serde_json::Value> {
     Json(
         json!({"sub": p.sub, "jti": p.jti, "scopes": p.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "exp": p.exp}),
     )
@@ -146,7 +218,21 @@ fn check_parent(state: &AppState, id: &str, parent: Option<&str>) -> Result<(), 
     }
 }
 
-async fn create_jurisdiction(
+/// Creates a jurisdiction from a GeoJSON Feature (`admin` scope).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/jurisdictions",
+    tag = "admin",
+    operation_id = "create_jurisdiction",
+    security(("bearer" = [])),
+    request_body(content = bodies::JurisdictionFeature, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `Location` names its public URL, `ETag` its version", body = AdminJurisdiction),
+        (status = 400, description = "The feature is invalid; `field` names the member at fault"),
+        (status = 409, description = "A jurisdiction with this id or `ocd_id` exists"),
+    )
+)]
+pub(crate) async fn create_jurisdiction(
     p: Principal,
     State(state): State<AppState>,
     Json(body): Json<JurisdictionFeature>,
@@ -181,7 +267,20 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn get_jurisdiction(
+/// A jurisdiction with its boundary and endpoints (`admin` or its `jurisdiction:` scope).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/jurisdictions/{id}",
+    tag = "admin",
+    operation_id = "admin_get_jurisdiction",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Jurisdiction id")),
+    responses(
+        (status = 200, description = "The record; `ETag` is its version", body = AdminJurisdiction),
+        (status = 404, description = "No such jurisdiction"),
+    )
+)]
+pub(crate) async fn get_jurisdiction(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -192,7 +291,24 @@ async fn get_jurisdiction(
     Ok(record(StatusCode::OK, j.record.version, jurisdiction_json(&j, &endpoints)))
 }
 
-async fn patch_jurisdiction(
+/// Changes fields of a jurisdiction; `null` clears an optional one (`admin` scope).
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/jurisdictions/{id}",
+    tag = "admin",
+    operation_id = "patch_jurisdiction",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Jurisdiction id"), ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    request_body(content = bodies::JurisdictionPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated record", body = AdminJurisdiction),
+        (status = 400, description = "A field is invalid; `field` names it"),
+        (status = 404, description = "No such jurisdiction"),
+        (status = 409, description = "The change conflicts with another record (e.g. a duplicate `ocd_id`)"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn patch_jurisdiction(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -214,14 +330,33 @@ async fn patch_jurisdiction(
     Ok(record(StatusCode::OK, saved.record.version, jurisdiction_json(&saved, &endpoints)))
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// The query of `DELETE /admin/v1/jurisdictions/{id}`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct DeleteParams {
+pub struct DeleteParams {
+    /// Also delete its endpoints (default false: refused while it has some).
     #[serde(default)]
     cascade: bool,
 }
 
-async fn delete_jurisdiction(
+/// Deletes a jurisdiction (`admin` scope); with endpoints only with `cascade=true`.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/jurisdictions/{id}",
+    tag = "admin",
+    operation_id = "delete_jurisdiction",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Jurisdiction id"), DeleteParams, ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A parameter is invalid"),
+        (status = 404, description = "No such jurisdiction"),
+        (status = 409, description = "It still has endpoints (use `cascade=true`) or is another jurisdiction's parent"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn delete_jurisdiction(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -234,7 +369,20 @@ async fn delete_jurisdiction(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_endpoints(
+/// The endpoints of a jurisdiction.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/jurisdictions/{id}/endpoints",
+    tag = "admin",
+    operation_id = "list_endpoints",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Jurisdiction id")),
+    responses(
+        (status = 200, description = "Its endpoints", body = EndpointList),
+        (status = 404, description = "No such jurisdiction"),
+    )
+)]
+pub(crate) async fn list_endpoints(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -244,7 +392,23 @@ async fn list_endpoints(
     Ok(Json(json!({"items": state.store.endpoints_of(&id).await?})).into_response())
 }
 
-async fn create_endpoint(
+/// Registers an Open311 endpoint of a jurisdiction (Service Discovery fields).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/jurisdictions/{id}/endpoints",
+    tag = "admin",
+    operation_id = "create_endpoint",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Jurisdiction id")),
+    request_body(content = bodies::EndpointWrite, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `Location` names it, `ETag` is its version", body = Endpoint),
+        (status = 400, description = "A field is invalid; `field` names it"),
+        (status = 404, description = "No such jurisdiction"),
+        (status = 409, description = "The endpoint conflicts with an existing one"),
+    )
+)]
+pub(crate) async fn create_endpoint(
     p: Principal,
     State(state): State<AppState>,
     Path(jurisdiction_id): Path<String>,
@@ -284,7 +448,20 @@ async fn endpoint_for(p: &Principal, state: &AppState, id: &str) -> Result<Endpo
     }
 }
 
-async fn get_endpoint(
+/// An endpoint with its services and health.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/endpoints/{id}",
+    tag = "admin",
+    operation_id = "get_endpoint",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint; `ETag` is its version", body = Endpoint),
+        (status = 404, description = "No such endpoint"),
+    )
+)]
+pub(crate) async fn get_endpoint(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -313,7 +490,24 @@ async fn update_endpoint_with(
     Ok(record(StatusCode::OK, saved.version, serde_json::to_value(&saved).unwrap_or_default()))
 }
 
-async fn patch_endpoint(
+/// Changes fields of an endpoint; `null` clears an optional one.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/endpoints/{id}",
+    tag = "admin",
+    operation_id = "patch_endpoint",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id"), ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    request_body(content = bodies::EndpointPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated endpoint", body = Endpoint),
+        (status = 400, description = "A field is invalid; `field` names it"),
+        (status = 404, description = "No such endpoint"),
+        (status = 409, description = "The change conflicts with another record"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn patch_endpoint(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -323,7 +517,22 @@ async fn patch_endpoint(
     update_endpoint_with(&p, &state, &id, &headers, "endpoint.update", |e| patch.apply(e)).await
 }
 
-async fn delete_endpoint(
+/// Deletes an endpoint and its services.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/endpoints/{id}",
+    tag = "admin",
+    operation_id = "delete_endpoint",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id"), ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`If-Match` is malformed"),
+        (status = 404, description = "No such endpoint"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn delete_endpoint(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -342,7 +551,20 @@ async fn delete_endpoint(
 
 /// Runs the harvester on one endpoint now and answers with its report and the
 /// endpoint record as it is afterwards (health, harvested services).
-async fn harvest_now(
+/// Fetches the endpoint's service list now and answers with the report and the endpoint afterwards.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/endpoints/{id}/harvest",
+    tag = "admin",
+    operation_id = "harvest_endpoint",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The harvest report (a failed fetch is reported, not an error) and the endpoint", body = HarvestAnswer),
+        (status = 404, description = "No such endpoint"),
+    )
+)]
+pub(crate) async fn harvest_now(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -354,7 +576,23 @@ async fn harvest_now(
     Ok((StatusCode::OK, Json(json!({"report": report, "endpoint": saved}))).into_response())
 }
 
-async fn replace_services(
+/// Replaces the manual service list of an endpoint (harvested services stay; a manual code wins).
+#[utoipa::path(
+    put,
+    path = "/admin/v1/endpoints/{id}/services",
+    tag = "admin",
+    operation_id = "replace_services",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id"), ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    request_body(content = Vec<bodies::ServiceWrite>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated endpoint", body = Endpoint),
+        (status = 400, description = "A service is invalid; `field` names it, e.g. `[2].service_code`"),
+        (status = 404, description = "No such endpoint"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn replace_services(
     p: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -372,7 +610,23 @@ async fn replace_services(
     .await
 }
 
-async fn upsert_service(
+/// Creates or replaces one service of an endpoint.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/endpoints/{id}/services/{code}",
+    tag = "admin",
+    operation_id = "upsert_service",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id"), ("code" = String, Path, description = "The service code; must equal the body's `service_code`"), ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    request_body(content = bodies::ServiceWrite, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated endpoint", body = Endpoint),
+        (status = 400, description = "The service is invalid; `field` names it"),
+        (status = 404, description = "No such endpoint"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn upsert_service(
     p: Principal,
     State(state): State<AppState>,
     Path((id, code)): Path<(String, String)>,
@@ -397,7 +651,22 @@ async fn upsert_service(
     .await
 }
 
-async fn delete_service(
+/// Deletes one service of an endpoint.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/endpoints/{id}/services/{code}",
+    tag = "admin",
+    operation_id = "delete_service",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Endpoint id"), ("code" = String, Path, description = "The service code"), ("If-Match" = Option<String>, Header, description = "The record's ETag (its version, e.g. `\"3\"`) or `*`; the write is refused with 412 when the record changed")),
+    responses(
+        (status = 200, description = "The updated endpoint", body = Endpoint),
+        (status = 400, description = "`If-Match` is malformed"),
+        (status = 404, description = "No such endpoint or service"),
+        (status = 412, description = "`If-Match` does not match the current version"),
+    )
+)]
+pub(crate) async fn delete_service(
     p: Principal,
     State(state): State<AppState>,
     Path((id, code)): Path<(String, String)>,
@@ -414,7 +683,25 @@ async fn delete_service(
     .await
 }
 
-async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// Imports a GeoJSON FeatureCollection (plain or gzip) in one transaction, all or nothing (`admin` scope).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/import",
+    tag = "admin",
+    operation_id = "bulk_import",
+    security(("bearer" = [])),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Imported", body = ImportAnswer),
+        (status = 400, description = "The body is not a FeatureCollection or a feature is invalid (`field`: `features[i]`); nothing was imported"),
+        (status = 409, description = "The import conflicts with existing records"),
+    )
+)]
+pub(crate) async fn bulk_import(
+    p: Principal,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     p.require_admin()?;
     // Decompressing and parsing is CPU work: off the async workers, and capped
     // by `--max-import-bytes` once decompressed.
@@ -465,13 +752,23 @@ async fn bulk_import(p: Principal, State(state): State<AppState>, body: Bytes) -
     Ok((StatusCode::OK, Json(json!({"imported": count, "index_version": outcome.seq}))).into_response())
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// The query of `GET /admin/v1/audit`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct AuditParams {
+pub struct AuditParams {
+    /// Only entries about this jurisdiction.
     jurisdiction: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Only entries before this RFC 3339 time.
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// Only entries older than this entry id (the previous page's `next`).
     after: Option<i64>,
+    /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -489,7 +786,20 @@ fn rfc3339(field: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     .transpose()
 }
 
-async fn audit(
+/// The audit log, newest first (`admin` scope).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    tag = "admin",
+    operation_id = "audit",
+    security(("bearer" = [])),
+    params(AuditParams),
+    responses(
+        (status = 200, description = "One page of the audit log", body = AuditPage),
+        (status = 400, description = "A parameter is invalid; `field` names it"),
+    )
+)]
+pub(crate) async fn audit(
     p: Principal,
     State(state): State<AppState>,
     Query(q): Query<AuditParams>,

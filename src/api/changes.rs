@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One item of the feed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FeedItem {
     /// The change-log row this item answers.
     pub seq: i64,
@@ -53,6 +53,7 @@ pub struct FeedItem {
     /// The record's key.
     pub id: String,
     /// `upsert` (the record follows) or `delete` (a tombstone).
+    #[schema(value_type = String, pattern = "^(upsert|delete)$")]
     pub op: &'static str,
     /// The current record, for upserts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,7 +61,7 @@ pub struct FeedItem {
 }
 
 /// The current state of a record in the feed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum FeedRecord {
     /// A jurisdiction as a GeoJSON Feature (`geometry` null without boundaries).
@@ -70,32 +71,68 @@ pub enum FeedRecord {
 }
 
 /// A jurisdiction in the feed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = FeedJurisdiction)]
 pub struct JurisdictionFeature {
     /// Always `Feature`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^Feature$")]
     pub kind: &'static str,
     /// The jurisdiction id.
     pub id: String,
-    /// The stored boundary geometry, verbatim, or null.
+    /// The stored boundary geometry (a GeoJSON `MultiPolygon`), verbatim, or null with `boundaries=false`.
+    #[schema(value_type = Option<Object>)]
     pub geometry: Option<Box<RawValue>>,
     /// Every field of the record.
     pub properties: crate::model::Jurisdiction,
 }
 
-#[derive(Serialize)]
-struct Page {
+/// One page of the change feed.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChangesPage)]
+pub(crate) struct Page {
+    /// The `since` asked for.
     since: i64,
+    /// The latest sequence number in the log.
     latest_seq: i64,
     /// Pass as `since` for the next page.
     next: i64,
     /// Whether the log holds rows after `next`.
     more: bool,
+    /// Items in this page.
     count: usize,
+    /// The items, oldest row first.
     changes: Vec<FeedItem>,
 }
 
-async fn changes(
+/// The query parameters of `/v1/changes` (OpenAPI only; the handler reads them one by one).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesParams {
+    /// List the changes after this change-log sequence number (0: everything).
+    #[param(minimum = 0)]
+    pub since: i64,
+    /// At most this many rows, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// Whether jurisdictions carry their boundary (default true).
+    pub boundaries: Option<bool>,
+}
+
+/// The records changed after a change-log sequence number, for mirrors.
+#[utoipa::path(
+    get,
+    path = "/v1/changes",
+    tag = "public",
+    operation_id = "changes",
+    params(ChangesParams),
+    responses(
+        (status = 200, description = "One page of the change feed", body = Page),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is missing or wrong; `field` names it"),
+    )
+)]
+pub(crate) async fn changes(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,

@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The Service Discovery document of one location.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Discovery<'a> {
     /// Latest change among the endpoints listed.
     pub changeset: Option<&'a str>,
@@ -52,7 +52,7 @@ pub struct Discovery<'a> {
 }
 
 /// One endpoint of a discovery document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DiscoveryEndpoint<'a> {
     /// Specification URL.
     pub specification: &'a str,
@@ -76,7 +76,7 @@ pub struct DiscoveryEndpoint<'a> {
 }
 
 /// The jurisdiction of a discovery endpoint (extension).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DiscoveryJurisdiction<'a> {
     /// Id.
     pub id: &'a str,
@@ -223,7 +223,29 @@ async fn discovery(
     })
 }
 
-async fn discovery_json(
+/// The query parameters of `/discovery.{json,xml}` besides the location ones (OpenAPI only).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiscoveryParams {
+    /// Which endpoints: `production`, `test` or `all` (the default: both types).
+    #[param(rename = "type", pattern = "^ *(production|test|all) *$")]
+    pub kind: Option<String>,
+}
+
+/// An Open311 Service Discovery document listing every endpoint serving a point.
+#[utoipa::path(
+    get,
+    path = "/discovery.json",
+    tag = "public",
+    operation_id = "discovery_json",
+    params(super::params::LocationParams, DiscoveryParams),
+    responses(
+        (status = 200, description = "The Service Discovery document", body = Discovery),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is wrong; `field` names it"),
+    )
+)]
+pub(crate) async fn discovery_json(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
@@ -231,7 +253,20 @@ async fn discovery_json(
     discovery(state, headers, q, false).await
 }
 
-async fn discovery_xml(
+/// The same document in the XML form of the Service Discovery spec.
+#[utoipa::path(
+    get,
+    path = "/discovery.xml",
+    tag = "public",
+    operation_id = "discovery_xml",
+    params(super::params::LocationParams, DiscoveryParams),
+    responses(
+        (status = 200, description = "The Service Discovery document as XML (`<discovery>`)", body = String, content_type = "application/xml; charset=utf-8"),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is wrong; `field` names it"),
+    )
+)]
+pub(crate) async fn discovery_xml(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,

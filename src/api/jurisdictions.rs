@@ -27,16 +27,57 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jurisdictions/{id}/boundary", get(boundary))
 }
 
-#[derive(Serialize)]
-struct Page<'a> {
+/// One page of jurisdictions.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = JurisdictionPage)]
+pub(crate) struct Page<'a> {
+    /// The registry's change-log sequence number the answer was computed from.
     index_version: i64,
+    /// Matching jurisdictions in all pages.
     total: usize,
+    /// This page, by id.
+    #[schema(value_type = Vec<crate::index::JurisdictionView>)]
     items: Vec<&'a RawValue>,
     /// Pass as `after` to get the next page; null on the last page.
     next: Option<&'a str>,
 }
 
-async fn list(
+/// The query parameters of `GET /v1/jurisdictions` (OpenAPI only; the handler reads them one by one).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only these tiers (a comma-separated list).
+    #[param(
+        pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
+    )]
+    pub tier: Option<String>,
+    /// Only children of this jurisdiction id.
+    pub parent: Option<String>,
+    /// Only the jurisdiction with this Open Civic Data id.
+    pub ocd_id: Option<String>,
+    /// Case-insensitive substring of the name or id.
+    pub q: Option<String>,
+    /// Start after this id (the previous page's `next`).
+    pub after: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// Jurisdictions filtered and paged by id.
+#[utoipa::path(
+    get,
+    path = "/v1/jurisdictions",
+    tag = "public",
+    operation_id = "list_jurisdictions",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of jurisdictions", body = Page),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is wrong; `field` names it"),
+    )
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
@@ -73,7 +114,25 @@ async fn list(
     })
 }
 
-async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// One jurisdiction with its endpoints and services.
+#[utoipa::path(
+    get,
+    path = "/v1/jurisdictions/{id}",
+    tag = "public",
+    operation_id = "get_jurisdiction",
+    params(("id" = String, Path, description = "Jurisdiction id, e.g. `us-county:18105`")),
+    responses(
+        (status = 200, description = "The jurisdiction", body = crate::index::JurisdictionView),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "The path is not valid UTF-8"),
+        (status = 404, description = "No such jurisdiction"),
+    )
+)]
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let snapshot = state.index.current();
     let entry = snapshot.get(&id).ok_or_else(|| ApiError::NotFound(format!("jurisdiction `{id}` not found")))?;
     let etag = cache::etag(("jurisdiction", entry.content_hash));
@@ -82,7 +141,70 @@ async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<S
     })
 }
 
-async fn boundary(
+/// The query parameters of the boundary route (OpenAPI only).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoundaryParams {
+    /// Simplify the boundary to this tolerance in metres (0 to 1,000,000); never drops a polygon.
+    #[param(minimum = 0.0, maximum = 1_000_000.0)]
+    pub simplify: Option<f64>,
+}
+
+/// The properties of a boundary Feature.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BoundaryProperties {
+    /// Jurisdiction id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Tier.
+    pub tier: crate::model::Tier,
+    /// Parent jurisdiction id.
+    pub parent: Option<String>,
+    /// Where the boundary comes from.
+    pub source: Option<String>,
+    /// Licence of the boundary data.
+    pub license: Option<String>,
+    /// Geodesic area in km².
+    pub area_km2: f64,
+    /// RFC 3339 time of the last change.
+    pub last_updated: String,
+    /// Record version.
+    pub version: i64,
+}
+
+/// A jurisdiction's boundary as a GeoJSON Feature (the OpenAPI schema of
+/// what [`boundary`] builds with `json!`; `tests/openapi.rs` checks real answers against it).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BoundaryFeature {
+    /// Always `Feature`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^Feature$")]
+    pub kind: String,
+    /// Jurisdiction id.
+    pub id: String,
+    /// The record's main fields.
+    pub properties: BoundaryProperties,
+    /// A GeoJSON `MultiPolygon` (WGS84 lon/lat).
+    #[schema(value_type = Object)]
+    pub geometry: serde_json::Value,
+}
+
+/// A jurisdiction's boundary as a GeoJSON Feature.
+#[utoipa::path(
+    get,
+    path = "/v1/jurisdictions/{id}/boundary",
+    tag = "public",
+    operation_id = "get_jurisdiction_boundary",
+    params(("id" = String, Path, description = "Jurisdiction id"), BoundaryParams),
+    responses(
+        (status = 200, description = "The boundary", body = BoundaryFeature, content_type = "application/geo+json"),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is wrong; `field` names it"),
+        (status = 404, description = "No such jurisdiction"),
+    )
+)]
+pub(crate) async fn boundary(
     State(state): State<AppState>,
     request: HeaderMap,
     Path(id): Path<String>,

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// How a jurisdiction matched the location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchKind {
     /// Its boundary covers the point (inside or on the boundary).
@@ -118,6 +118,24 @@ pub fn etag(route: &str, hits: &[Hit<'_>]) -> String {
     let parts: Vec<(u64, MatchKind, i64)> =
         hits.iter().map(|h| (h.entry.content_hash, h.kind, (round_m(h.distance_m) * 10.0) as i64)).collect();
     cache::etag((route, parts))
+}
+
+/// The OpenAPI schema of a jurisdiction in a location answer, as [`HitJson`]
+/// renders it: the public record, with `match` and `distance_m` in front
+/// when the query asked for near misses (`within`) or `nearest`. Only
+/// describes the answer; nothing builds it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LocatedJurisdiction<'a> {
+    /// How it matched (only with `within` or `nearest`).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    kind: Option<MatchKind>,
+    /// Geodesic metres from the point to its boundary, 0 for `exact` (only with `within` or `nearest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0)]
+    distance_m: Option<f64>,
+    /// The public record.
+    #[serde(flatten)]
+    jurisdiction: crate::index::JurisdictionView<'a>,
 }
 
 /// A hit rendered as the entry's public JSON, with `match` and `distance_m`

@@ -5,12 +5,46 @@ use crate::error::ApiError;
 use crate::model::Tier;
 
 /// A validated WGS84 location.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Location {
     /// Latitude in degrees, -90..=90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
     /// Longitude in degrees, -180..=180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
+}
+
+/// The location parameters of `/v1/resolve`, `/v1/services` and
+/// `/discovery.{json,xml}`, for the OpenAPI document. The routes read them
+/// with [`location`], [`tiers`] and [`crate::api::locate::LocateOptions::parse`]
+/// (which name the parameter at fault); this type only describes them.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LocationParams {
+    /// Latitude in degrees (WGS84).
+    #[param(minimum = -90.0, maximum = 90.0, example = 39.1653)]
+    pub lat: f64,
+    /// Longitude in degrees (WGS84). Required unless `long` is given; never both.
+    #[param(minimum = -180.0, maximum = 180.0, example = -86.5264)]
+    pub lon: Option<f64>,
+    /// Longitude, the Open311 spelling of `lon`; never together with `lon`.
+    #[param(minimum = -180.0, maximum = 180.0)]
+    pub long: Option<f64>,
+    /// Only these tiers: a comma-separated list of `country`, `state`,
+    /// `county`, `place`, `special_district`, `other`.
+    #[param(
+        pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
+    )]
+    pub tier: Option<String>,
+    /// Also return jurisdictions whose boundary lies within this many metres
+    /// (geodesic), marked `"match": "near"`; capped by the server's
+    /// `--max-within-m` (default 10,000; a larger value is a 400).
+    #[param(minimum = 0.0)]
+    pub within: Option<f64>,
+    /// Also return, for each tier no jurisdiction covers, the nearest one
+    /// within the server's `--nearest-max-m`, marked `"match": "nearest"`.
+    pub nearest: Option<bool>,
 }
 
 /// Parses one coordinate: a finite decimal number within `range`.

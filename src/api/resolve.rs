@@ -24,13 +24,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/resolve", get(resolve_one).post(resolve_many))
 }
 
-#[derive(Serialize)]
-struct OneAnswer<'a> {
+/// The answer for one point.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ResolveAnswer)]
+pub(crate) struct OneAnswer<'a> {
+    /// The point asked about.
     location: Location,
+    /// The registry's change-log sequence number the answer was computed from.
     index_version: i64,
     /// Until when this answer may be cached (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     expires: Option<String>,
+    /// Every jurisdiction serving the point, in answer order.
+    #[schema(value_type = Vec<crate::api::locate::LocatedJurisdiction>)]
     jurisdictions: Vec<HitJson<'a>>,
 }
 
@@ -65,7 +71,20 @@ fn render_one(
     serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-async fn resolve_one(
+/// Every jurisdiction serving one point, with its endpoints and services.
+#[utoipa::path(
+    get,
+    path = "/v1/resolve",
+    tag = "public",
+    operation_id = "resolve",
+    params(super::params::LocationParams),
+    responses(
+        (status = 200, description = "The jurisdictions serving the point (an empty list when none does)", body = OneAnswer),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is missing or wrong; `field` names it"),
+    )
+)]
+pub(crate) async fn resolve_one(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
@@ -80,36 +99,48 @@ async fn resolve_one(
 }
 
 /// A batch request: up to the configured number of points.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// The points to resolve.
+    /// The points to resolve (at least one; at most the server's `--max-batch`, default 10,000).
+    #[schema(min_items = 1)]
     pub points: Vec<BatchPoint>,
     /// Optional tier filter, a comma list as in the query string.
     #[serde(default)]
+    #[schema(
+        pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
+    )]
     pub tier: Option<String>,
 }
 
 /// One point of a batch; `long` is accepted for `lon`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchPoint {
-    /// Latitude.
+    /// Latitude (required).
+    #[schema(value_type = f64, required = true, minimum = -90.0, maximum = 90.0)]
     pub lat: Option<f64>,
-    /// Longitude.
+    /// Longitude; required unless `long` is given, never both.
+    #[schema(value_type = f64, minimum = -180.0, maximum = 180.0)]
     pub lon: Option<f64>,
     /// Longitude, Open311 spelling.
+    #[schema(value_type = f64, minimum = -180.0, maximum = 180.0)]
     pub long: Option<f64>,
-    /// An optional client key echoed in the answer.
+    /// An optional client key echoed in the answer (any JSON value).
     #[serde(default)]
     pub id: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct BatchResult<'a> {
+/// The answer for one point of a batch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchResult<'a> {
+    /// The point's `id`, echoed when given.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
     id: Option<&'a serde_json::Value>,
+    /// The point.
     location: Location,
+    /// Ids of the jurisdictions serving it (keys of the answer's `jurisdictions`), in answer order.
     jurisdictions: Vec<&'a str>,
 }
 
@@ -126,12 +157,19 @@ impl Serialize for Records<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct BatchAnswer<'a> {
+/// The answer for a batch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchAnswer<'a> {
+    /// The registry's change-log sequence number the answer was computed from.
     index_version: i64,
+    /// Until when this answer may be cached (RFC 3339).
     expires: &'a str,
+    /// Number of results (points).
     count: usize,
+    /// Each jurisdiction serving some point, once, keyed by id.
+    #[schema(value_type = std::collections::BTreeMap<String, crate::index::JurisdictionView>)]
     jurisdictions: Records<'a>,
+    /// One result per point, in request order.
     results: Vec<BatchResult<'a>>,
 }
 
@@ -203,7 +241,22 @@ fn answer_batch(
     serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-async fn resolve_many(State(state): State<AppState>, Json(req): Json<BatchRequest>) -> Result<Response, ApiError> {
+/// Every jurisdiction serving each of many points.
+#[utoipa::path(
+    post,
+    path = "/v1/resolve",
+    tag = "public",
+    operation_id = "resolve_batch",
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One result per point", body = BatchAnswer),
+        (status = 400, description = "The body is not a valid batch (`batch_too_large` over `--max-batch`); `field` names the point, e.g. `points[1].lat`"),
+    )
+)]
+pub(crate) async fn resolve_many(
+    State(state): State<AppState>,
+    Json(req): Json<BatchRequest>,
+) -> Result<Response, ApiError> {
     let locations = validate_points(&req, state.settings.max_batch)?;
     let tiers = match &req.tier {
         Some(t) => params::tiers(&[("tier".to_owned(), t.clone())])?,

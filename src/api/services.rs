@@ -65,45 +65,84 @@ impl TypeFilter {
     }
 }
 
-#[derive(Serialize)]
-struct JurisdictionRef<'a> {
+/// The jurisdiction a service comes from.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ServiceJurisdiction)]
+pub(crate) struct JurisdictionRef<'a> {
+    /// Jurisdiction id.
     id: &'a str,
+    /// Its name.
     name: &'a str,
+    /// Its tier.
     tier: Tier,
+    /// How it matched the location.
     #[serde(rename = "match")]
     kind: MatchKind,
+    /// Geodesic metres to its boundary, for `near` and `nearest` matches.
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_m: Option<f64>,
 }
 
-#[derive(Serialize)]
-struct EndpointRef<'a> {
+/// The endpoint a service is offered on.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ServiceEndpoint)]
+pub(crate) struct EndpointRef<'a> {
+    /// Endpoint id.
     id: &'a str,
+    /// Base URL of the GeoReport v2 API.
     url: &'a str,
+    /// `production` or `test`.
     #[serde(rename = "type")]
     kind: EndpointType,
+    /// Specification URL.
     specification: &'a str,
     /// The `jurisdiction_id` parameter to send with GeoReport v2 calls.
     jurisdiction_id: Option<&'a str>,
+    /// MIME types the server answers in.
     formats: &'a [String],
+    /// RFC 3339 time of the endpoint record's last change.
     last_updated: &'a str,
 }
 
-#[derive(Serialize)]
-struct ServiceItem<'a> {
+/// A service with its provenance.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ServiceItem<'a> {
+    /// The GeoReport v2 service.
     #[serde(flatten)]
     service: &'a Service,
+    /// Where it comes from.
     jurisdiction: JurisdictionRef<'a>,
+    /// Which endpoint offers it.
     endpoint: EndpointRef<'a>,
 }
 
-#[derive(Serialize)]
-struct Answer<'a> {
+/// The merged service list of a location.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ServicesAnswer)]
+pub(crate) struct Answer<'a> {
+    /// The point asked about.
     location: Location,
+    /// The registry's change-log sequence number the answer was computed from.
     index_version: i64,
+    /// Until when this answer may be cached (RFC 3339).
     expires: String,
+    /// Number of services.
     count: usize,
+    /// The services, in answer order.
     services: Vec<ServiceItem<'a>>,
+}
+
+/// The query parameters of `/v1/services` besides the location ones (OpenAPI only).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServicesParams {
+    /// Case-insensitive substring of the code, name, description or a keyword.
+    pub q: Option<String>,
+    /// Only services of this group (case-insensitive).
+    pub group: Option<String>,
+    /// Which endpoints: `production` (the default), `test` or `all`.
+    #[param(rename = "type", pattern = "^ *(production|test|all) *$")]
+    pub kind: Option<String>,
 }
 
 /// Whether a service matches the `q` needle (already lower-case).
@@ -154,7 +193,20 @@ fn items<'a>(hits: &'a [Hit<'a>], kind: TypeFilter, q: Option<&str>, group: Opti
     out
 }
 
-async fn services(
+/// Every service of every endpoint of every jurisdiction serving a point.
+#[utoipa::path(
+    get,
+    path = "/v1/services",
+    tag = "public",
+    operation_id = "services",
+    params(super::params::LocationParams, ServicesParams),
+    responses(
+        (status = 200, description = "The merged service list", body = Answer),
+        (status = 304, description = "`If-None-Match` matched the answer's ETag"),
+        (status = 400, description = "A parameter is wrong; `field` names it"),
+    )
+)]
+pub(crate) async fn services(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,

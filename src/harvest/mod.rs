@@ -68,7 +68,7 @@ impl Default for HarvestSettings {
 }
 
 /// What one harvest of one endpoint did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HarvestReport {
     /// The endpoint.
     pub endpoint_id: String,

@@ -74,20 +74,34 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
-/// The public JSON shape of a jurisdiction in every answer.
-#[derive(Serialize)]
-struct JurisdictionView<'a> {
+/// The public JSON shape of a jurisdiction in every answer (the OpenAPI
+/// document's `Jurisdiction` schema is generated from it).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Jurisdiction)]
+pub(crate) struct JurisdictionView<'a> {
+    /// Stable key, e.g. `us-county:18105`.
     id: &'a str,
+    /// Human-readable name.
     name: &'a str,
+    /// Level of government.
     tier: Tier,
+    /// The smallest containing jurisdiction of a higher tier, if any.
     parent: Option<&'a str>,
+    /// Open Civic Data division id.
     ocd_id: Option<&'a str>,
+    /// Codes of the source layers (FIPS, GEOID, ISO 3166-2, ...).
     external_ids: &'a std::collections::BTreeMap<String, String>,
+    /// Geodesic area of the boundary in km², rounded to 0.001.
     area_km2: f64,
+    /// Where the boundary comes from.
     source: Option<&'a str>,
+    /// Licence of the boundary data.
     license: Option<&'a str>,
+    /// RFC 3339 time of the last change to the record or its boundary.
     last_updated: &'a str,
+    /// Record version, incremented on each change.
     version: i64,
+    /// Its Open311 endpoints with their services.
     endpoints: &'a [Endpoint],
 }
 
@@ -135,7 +149,7 @@ impl Entry {
 }
 
 /// Counts logged when a snapshot is built.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 pub struct SnapshotStats {
     /// Jurisdictions.
     pub jurisdictions: usize,

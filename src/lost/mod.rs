@@ -69,7 +69,27 @@ fn reply(body: String) -> Response {
     ([(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], body).into_response()
 }
 
-async fn lost(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// A LoST (RFC 5222) request: `findService`, `listServices`,
+/// `listServicesByLocation` or `getServiceBoundary`. Every answer, errors
+/// included, is a 200 `application/lost+xml` document (RFC 5222 section 14).
+#[utoipa::path(
+    post,
+    path = "/lost",
+    tag = "lost",
+    operation_id = "lost",
+    request_body(
+        content = String,
+        content_type = "application/lost+xml",
+        description = "A LoST request document in UTF-8 (`application/xml` and `text/xml` are accepted too)"
+    ),
+    responses((
+        status = 200,
+        description = "A LoST answer, or a LoST `<errors>` document (bad request, unknown service, location not found...)",
+        body = String,
+        content_type = "application/lost+xml"
+    ))
+)]
+pub(crate) async fn lost(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let server = state.settings.lost_server_name.clone();
     let fail = |e: LostError| reply(e.to_xml(&server));
     if !acceptable(&headers) {

@@ -251,7 +251,7 @@ pub struct AuditFilter {
 }
 
 /// One audit log entry.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Entry id (increasing).
     pub id: i64,

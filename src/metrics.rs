@@ -306,7 +306,16 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+    )
+)]
 pub async fn serve(State(state): State<AppState>) -> Response {
     match state.metrics.render(&state).await {
         Ok(text) => ([(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], text).into_response(),

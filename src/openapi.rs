@@ -52,6 +52,7 @@ use utoipa::OpenApi;
         crate::api::health::readyz,
         crate::lost::lost,
         openapi_json,
+        crate::metrics::serve,
         crate::admin::whoami,
         crate::admin::create_jurisdiction,
         crate::admin::get_jurisdiction,

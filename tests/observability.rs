@@ -40,6 +40,8 @@ struct Sample {
     value: f64,
 }
 
+/// A sample's labels, sorted, as (name, value) pairs.
+type Labels = Vec<(String, String)>;
 fn is_name(s: &str, colon: bool) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
@@ -151,7 +153,8 @@ fn parse_exposition(text: &str) -> Result<(Vec<Sample>, HashMap<String, String>)
         if kind != "histogram" {
             continue;
         }
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        // Buckets (le, cumulative count) of each label set but `le`.
+        let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for s in samples.iter().filter(|s| s.name == format!("{family}_bucket")) {
             let le = parse_value(s.labels.get("le").ok_or(format!("{family}: bucket without le"))?)?;
             let key: Vec<_> =

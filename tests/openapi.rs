@@ -157,7 +157,7 @@ async fn every_route_of_the_router_is_documented_and_every_documented_route_is_s
     // handler (not the not-found or method-not-allowed fallbacks).
     let s = common::state().await;
     for (path, method) in &documented {
-        let uri = path.replace('{', "").replace('}', "");
+        let uri = path.replace(['{', '}'], "");
         let a = call(&s, &method.to_uppercase(), &uri, None, None).await;
         let fallback = a.body["code"] == "method_not_allowed"
             || (a.body["code"] == "not_found" && a.body["detail"] == "no such route");

@@ -293,9 +293,10 @@ impl ServiceWrite {
             }
             Some(Keywords::List(l)) => l.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
         };
-        if keywords.len() > 100 || keywords.iter().any(|k| k.chars().count() > 100) {
-            return Err(ApiError::field(f("keywords"), "at most 100 keywords of at most 100 characters"));
+        if keywords.len() > 100 {
+            return Err(ApiError::field(f("keywords"), "at most 100 keywords"));
         }
+        // Each keyword: at most 100 characters, no control characters.
         let keywords = keywords.iter().map(|k| text(&f("keywords"), k, 100)).collect::<Result<Vec<_>, _>>()?;
         Ok(Service {
             service_code: text(&f("service_code"), &self.service_code, 100)?,

@@ -21,7 +21,7 @@ const FULL_RELOAD_AFTER: i64 = 5_000;
 /// Applies every change after the current snapshot's version and publishes
 /// the result. Returns the version now applied. Callers serialise calls
 /// (the instance's write lock) so snapshots are published in `seq` order.
-pub async fn catch_up(handle: &IndexHandle, store: &DynStore) -> Result<i64, IndexError> {
+pub async fn catch_up(handle: &Arc<IndexHandle>, store: &DynStore) -> Result<i64, IndexError> {
     loop {
         let current = handle.current();
         let from = current.version();
@@ -34,30 +34,31 @@ pub async fn catch_up(handle: &IndexHandle, store: &DynStore) -> Result<i64, Ind
             handle.publish(snapshot);
             return Ok(version);
         }
-        // Jurisdictions whose entry must be rebuilt: the changed ones, and the
-        // owners (old and new) of changed endpoints.
+        // Jurisdictions whose entry must be rebuilt: the changed ones (read
+        // whole), and the owners (old and new) of changed endpoints (only
+        // their endpoints are read again).
         let mut ids = BTreeSet::new();
+        let mut owners = BTreeSet::new();
         for c in &changes {
             match c.entity.as_str() {
                 "jurisdiction" => {
                     ids.insert(c.entity_id.clone());
                 }
                 "endpoint" => {
-                    if let Some(owner) =
-                        current.entries().iter().find(|e| e.endpoints.iter().any(|ep| ep.id == c.entity_id))
-                    {
-                        ids.insert(owner.record.id.clone());
+                    if let Some(owner) = current.endpoint_owner(&c.entity_id) {
+                        owners.insert(owner.to_owned());
                     }
                     if let Some(ep) = store.get_endpoint(&c.entity_id).await? {
-                        ids.insert(ep.jurisdiction_id);
+                        owners.insert(ep.jurisdiction_id);
                     }
                 }
                 other => tracing::warn!(entity = other, seq = c.seq, "unknown entity in change log; ignored"),
             }
         }
+        let endpoints_only: Vec<String> = owners.difference(&ids).cloned().collect();
         let ids: Vec<String> = ids.into_iter().collect();
-        refresh(handle, store, &ids, last).await?;
-        tracing::debug!(from, to = last, jurisdictions = ids.len(), "applied changes");
+        refresh(handle, store, &ids, &endpoints_only, last).await?;
+        tracing::debug!(from, to = last, jurisdictions = ids.len() + endpoints_only.len(), "applied changes");
     }
 }
 

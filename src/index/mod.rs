@@ -13,9 +13,13 @@
 //! 3. each entry's public JSON (record, endpoints, services) is rendered once;
 //! 4. the R-tree over all polygon parts is bulk-loaded ([`spatial::SpatialIndex`]).
 //!
-//! A rebuild after a write reuses the parsed and prepared geometry of every
-//! unchanged jurisdiction (they are `Arc`s), so only changed boundaries are
-//! prepared again and only the R-tree is bulk-loaded anew.
+//! A write does not rebuild the index ([`Snapshot::with_changes`]): the new
+//! snapshot shares the previous one's spatial index (the *base*) and adds a
+//! small *overlay* for the jurisdictions whose geometry changed, so only
+//! changed boundaries are prepared and only the overlay's R-tree is built.
+//! When the overlay grows past a threshold, [`IndexHandle::compact`] builds a
+//! new base in the background (reusing every prepared polygon) and installs
+//! it under whatever snapshot is current by then.
 //!
 //! Border rule: a point on a boundary edge or vertex counts as inside (like
 //! PostGIS `ST_Covers`), so a point on a shared border resolves to both sides.
@@ -173,15 +177,79 @@ pub enum BuildKind {
 }
 
 /// An immutable view of the registry, ready to answer point queries.
+///
+/// # Layout
+///
+/// Entries sit in answer order (tier rank, larger area first, id), so a slot
+/// number *is* a rank and an answer is its sorted slots. Geometry is indexed
+/// under a stable per-jurisdiction key (`jid`, assigned when a jurisdiction
+/// first enters this snapshot's lineage); `slot_of` maps keys to slots.
+///
+/// The spatial index has two layers, so a write never rebuilds every
+/// polygon's index:
+/// - the **base** ([`SpatialIndex`] with its grid, shared by `Arc` between
+///   snapshots), built from the geometry as of `base_version`;
+/// - the **overlay**: for the few keys whose geometry changed since (in
+///   `changed`), the base's answers for them are dropped (`dead` bit set) and
+///   a small R-tree over their current geometry answers instead.
+///
+/// A write ([`Snapshot::with_changes`]) copies the entry list (pointers
+/// only), updates the maps, and rebuilds only the overlay. Once the overlay
+/// grows past [`Snapshot::needs_compaction`], [`IndexHandle::compact`] builds
+/// a new base off the write path and installs it under any newer snapshot
+/// with [`Snapshot::rebased`].
 pub struct Snapshot {
     version: i64,
-    entries: Vec<Arc<Entry>>,
-    by_id: HashMap<String, u32>,
-    spatial: SpatialIndex,
+    /// Entries in answer order.
+    entries: Arc<Vec<Arc<Entry>>>,
+    /// Slot -> key (parallel to `entries`).
+    keys: Arc<Vec<u32>>,
+    /// Key -> slot, `u32::MAX` for a key whose jurisdiction is gone.
+    slot_of: Arc<Vec<u32>>,
+    /// Whether every key equals its slot (then `slot_of` is skipped).
+    identity: bool,
+    /// Jurisdiction id -> key.
+    by_id: Arc<HashMap<String, u32>>,
+    /// Endpoint id -> jurisdiction id.
+    endpoint_owners: Arc<HashMap<String, String>>,
+    /// The next unused key.
+    next_key: u32,
+    /// Which snapshots share keys: snapshots derived by writes from one
+    /// full build (and new bases made from them) have the same lineage.
+    lineage: u64,
+    /// Geometry of every key as of `base_version`.
+    base: Arc<SpatialIndex>,
+    base_version: i64,
+    /// Keys whose geometry changed after `base_version`, with the version
+    /// of their last change.
+    changed: Arc<HashMap<u32, i64>>,
+    /// Bit per key: the base's geometry for that key is out of date.
+    dead: Arc<Vec<u64>>,
+    /// Current geometry of the keys in `changed` (R-tree only).
+    overlay: Arc<SpatialIndex>,
     stats: SnapshotStats,
     /// How it was made and how long reading and building it took, when it
     /// was made from the store.
     built: Option<(BuildKind, Duration)>,
+}
+
+/// Orders entries for answers: tier rank, then larger area first, then id.
+fn answer_order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    (a.record.tier.rank(), b.record.area_km2, &a.record.id)
+        .partial_cmp(&(b.record.tier.rank(), a.record.area_km2, &b.record.id))
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
+/// A new lineage number (process-wide counter).
+fn new_lineage() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The overlay writes may grow to before a new base is built: 64 keys, or
+/// one in a thousand for very large registries.
+fn compaction_threshold(jurisdictions: usize) -> usize {
+    (jurisdictions / 1000).max(64)
 }
 
 impl Snapshot {
@@ -190,26 +258,41 @@ impl Snapshot {
         Self::build(0, Vec::new())
     }
 
-    /// Builds a snapshot at `version` from entries in any order.
+    /// Builds a snapshot at `version` from entries in any order (a full
+    /// build: every key equals its slot, a new base, an empty overlay).
     pub fn build(version: i64, mut entries: Vec<Arc<Entry>>) -> Self {
         let started = Instant::now();
-        entries.sort_by(|a, b| {
-            (a.record.tier.rank(), b.record.area_km2, &a.record.id)
-                .partial_cmp(&(b.record.tier.rank(), a.record.area_km2, &b.record.id))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let by_id = entries.iter().enumerate().map(|(slot, e)| (e.record.id.clone(), slot as u32)).collect();
-        let spatial = SpatialIndex::build(
-            entries.iter().enumerate().map(|(slot, e)| (slot as u32, e.prepared.clone())).collect(),
-        );
+        entries.sort_by(|a, b| answer_order(a, b));
+        let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let by_id = entries.iter().zip(0..n).map(|(e, slot)| (e.record.id.clone(), slot)).collect();
+        let base = SpatialIndex::build(entries.iter().zip(0..n).map(|(e, slot)| (slot, e.prepared.clone())).collect());
+        let endpoint_owners =
+            entries.iter().flat_map(|e| e.endpoints.iter().map(|ep| (ep.id.clone(), e.record.id.clone()))).collect();
         let stats = SnapshotStats {
             jurisdictions: entries.len(),
-            polygons: spatial.polygon_count(),
+            polygons: base.polygon_count(),
             vertices: entries.iter().map(|e| e.vertices).sum(),
             endpoints: entries.iter().map(|e| e.endpoints.len()).sum(),
             build_ms: started.elapsed().as_millis() as u64,
         };
-        Self { version, entries, by_id, spatial, stats, built: None }
+        Self {
+            version,
+            keys: Arc::new((0..n).collect()),
+            slot_of: Arc::new((0..n).collect()),
+            identity: true,
+            entries: Arc::new(entries),
+            by_id: Arc::new(by_id),
+            endpoint_owners: Arc::new(endpoint_owners),
+            next_key: n,
+            lineage: new_lineage(),
+            base: Arc::new(base),
+            base_version: version,
+            changed: Arc::default(),
+            dead: Arc::default(),
+            overlay: Arc::default(),
+            stats,
+            built: None,
+        }
     }
 
     /// The change-log sequence number this snapshot reflects (`index_version`).
@@ -240,15 +323,76 @@ impl Snapshot {
 
     /// The entry with this jurisdiction id.
     pub fn get(&self, id: &str) -> Option<&Arc<Entry>> {
-        self.by_id.get(id).and_then(|&slot| self.entry(slot))
+        self.by_id.get(id).and_then(|&key| self.slot(key)).and_then(|slot| self.entry(slot))
+    }
+
+    /// The jurisdiction an endpoint belongs to in this snapshot.
+    pub fn endpoint_owner(&self, endpoint_id: &str) -> Option<&str> {
+        self.endpoint_owners.get(endpoint_id).map(String::as_str)
+    }
+
+    /// The slot of key `key`, if its jurisdiction exists.
+    #[inline]
+    fn slot(&self, key: u32) -> Option<u32> {
+        if self.identity {
+            return Some(key);
+        }
+        self.slot_of.get(key as usize).copied().filter(|&s| s != u32::MAX)
+    }
+
+    /// Whether the base's geometry of `key` is out of date.
+    #[inline]
+    fn is_dead(&self, key: u32) -> bool {
+        self.dead.get((key / 64) as usize).is_some_and(|w| w & (1 << (key % 64)) != 0)
+    }
+
+    /// Turns the keys pushed onto `out` after `start` into slots: drops the
+    /// base's out-of-date answers, adds the overlay's, maps keys to slots.
+    #[inline]
+    fn keys_to_slots(&self, out: &mut Vec<u32>, start: usize) {
+        if self.identity {
+            return;
+        }
+        let mut w = start;
+        for r in start..out.len() {
+            if let Some(slot) = self.slot(out[r]) {
+                out[w] = slot;
+                w += 1;
+            }
+        }
+        out.truncate(w);
     }
 
     /// Slots of every jurisdiction covering (lon, lat), in answer order
     /// (tier rank, larger area first, id). Clears `out` first.
     pub fn resolve_into(&self, lon: f64, lat: f64, out: &mut Vec<u32>) {
         out.clear();
-        self.spatial.query(lon, lat, out);
+        self.base.query(lon, lat, out);
+        if !self.changed.is_empty() {
+            out.retain(|&k| !self.is_dead(k));
+            self.overlay.query(lon, lat, out);
+        }
+        self.keys_to_slots(out, 0);
         out.sort_unstable();
+    }
+
+    /// Pushes the slot of every jurisdiction with a polygon part whose
+    /// bounding box meets the box `min`..`max` (slots may repeat).
+    pub(crate) fn slots_in_box(&self, min: [f64; 2], max: [f64; 2], out: &mut Vec<u32>) {
+        let start = out.len();
+        self.base.keys_in_box(min, max, out);
+        if !self.changed.is_empty() {
+            let mut w = start;
+            for r in start..out.len() {
+                if !self.is_dead(out[r]) {
+                    out[w] = out[r];
+                    w += 1;
+                }
+            }
+            out.truncate(w);
+            self.overlay.keys_in_box(min, max, out);
+        }
+        self.keys_to_slots(out, start);
     }
 
     /// Convenience: the entries covering (lon, lat), in answer order.
@@ -256,6 +400,216 @@ impl Snapshot {
         let mut slots = Vec::new();
         self.resolve_into(lon, lat, &mut slots);
         slots.iter().filter_map(|&s| self.entry(s)).collect()
+    }
+
+    /// Jurisdictions whose geometry is answered by the overlay rather than
+    /// the base (see the [type documentation](Snapshot)).
+    pub fn overlay_len(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Whether the overlay has grown enough that a new base should be built
+    /// ([`IndexHandle::compact`]).
+    pub fn needs_compaction(&self) -> bool {
+        self.changed.len() >= compaction_threshold(self.entries.len())
+    }
+
+    /// A snapshot at `version` in which the jurisdictions named in `changed`
+    /// are replaced by the given entry (or removed, for `None`); every other
+    /// entry is reused as it is. Costs O(jurisdictions) pointer copies plus
+    /// the overlay's rebuild: no polygon outside `changed` is indexed again.
+    /// An entry whose `prepared` geometry is the same `Arc` as before (see
+    /// [`Entry::with_prepared`]) keeps its place in the base.
+    pub fn with_changes(&self, version: i64, changed: Vec<(String, Option<Arc<Entry>>)>) -> Snapshot {
+        let started = Instant::now();
+        let mut entries: Vec<Arc<Entry>> = (*self.entries).clone();
+        let mut by_id = Arc::clone(&self.by_id);
+        let mut endpoint_owners = Arc::clone(&self.endpoint_owners);
+        let mut geometry_changed = (*self.changed).clone();
+        let mut next_key = self.next_key;
+        let mut stats = self.stats;
+        // Entries leaving their slot (removed, or moving to a new rank), and
+        // entries to insert at their rank.
+        let mut vacated: Vec<u32> = Vec::new();
+        let mut inserts: Vec<(u32, Arc<Entry>)> = Vec::new();
+        // The last change of each id counts.
+        let mut last: HashMap<String, Option<Arc<Entry>>> = HashMap::with_capacity(changed.len());
+        let mut order = Vec::with_capacity(changed.len());
+        for (id, next) in changed {
+            if last.insert(id.clone(), next).is_none() {
+                order.push(id);
+            }
+        }
+        for id in order {
+            let Some(next) = last.remove(&id) else { continue };
+            let old = by_id.get(&id).copied().and_then(|key| Some((key, self.slot(key)?)));
+            if let Some((_, slot)) = old {
+                if let Some(e) = entries.get(slot as usize) {
+                    if !e.endpoints.is_empty() {
+                        let owners = Arc::make_mut(&mut endpoint_owners);
+                        for ep in &e.endpoints {
+                            owners.remove(&ep.id);
+                        }
+                    }
+                    stats.jurisdictions -= 1;
+                    stats.polygons -= e.prepared.len();
+                    stats.vertices -= e.vertices;
+                    stats.endpoints -= e.endpoints.len();
+                }
+            }
+            if let Some(e) = &next {
+                if !e.endpoints.is_empty() {
+                    let owners = Arc::make_mut(&mut endpoint_owners);
+                    for ep in &e.endpoints {
+                        owners.insert(ep.id.clone(), id.clone());
+                    }
+                }
+                stats.jurisdictions += 1;
+                stats.polygons += e.prepared.len();
+                stats.vertices += e.vertices;
+                stats.endpoints += e.endpoints.len();
+            }
+            match (old, next) {
+                (Some((key, slot)), Some(entry)) => {
+                    let Some(current) = entries.get_mut(slot as usize) else { continue };
+                    if !Arc::ptr_eq(&current.prepared, &entry.prepared) {
+                        geometry_changed.insert(key, version);
+                    }
+                    if answer_order(current, &entry).is_eq() {
+                        *current = entry;
+                    } else {
+                        vacated.push(slot);
+                        inserts.push((key, entry));
+                    }
+                }
+                (Some((key, slot)), None) => {
+                    Arc::make_mut(&mut by_id).remove(&id);
+                    geometry_changed.insert(key, version);
+                    vacated.push(slot);
+                }
+                (None, Some(entry)) => {
+                    let key = next_key;
+                    next_key = next_key.saturating_add(1);
+                    Arc::make_mut(&mut by_id).insert(id, key);
+                    geometry_changed.insert(key, version);
+                    inserts.push((key, entry));
+                }
+                (None, None) => {}
+            }
+        }
+        let reordered = !vacated.is_empty() || !inserts.is_empty();
+        let (keys, slot_of, identity) = if reordered {
+            vacated.sort_unstable();
+            let mut gone = vacated.iter().peekable();
+            let mut slot = 0u32;
+            let mut kept = Vec::with_capacity(entries.len() + inserts.len());
+            for (e, &k) in entries.drain(..).zip(self.keys.iter()) {
+                if gone.peek() == Some(&&slot) {
+                    gone.next();
+                } else {
+                    kept.push((e, k));
+                }
+                slot += 1;
+            }
+            if inserts.len() > 64 {
+                kept.extend(inserts.into_iter().map(|(k, e)| (e, k)));
+                kept.sort_by(|a, b| answer_order(&a.0, &b.0));
+            } else {
+                for (k, e) in inserts {
+                    let at = kept.partition_point(|(x, _)| answer_order(x, &e).is_lt());
+                    kept.insert(at, (e, k));
+                }
+            }
+            let (e, k): (Vec<_>, Vec<_>) = kept.into_iter().unzip();
+            entries = e;
+            let mut slot_of = vec![u32::MAX; next_key as usize];
+            for (slot, &k) in (0u32..).zip(&k) {
+                if let Some(s) = slot_of.get_mut(k as usize) {
+                    *s = slot;
+                }
+            }
+            let identity = next_key as usize == k.len() && k.iter().zip(0u32..).all(|(&k, s)| k == s);
+            (Arc::new(k), Arc::new(slot_of), identity)
+        } else {
+            (Arc::clone(&self.keys), Arc::clone(&self.slot_of), self.identity)
+        };
+        let mut next = Snapshot {
+            version,
+            entries: Arc::new(entries),
+            keys,
+            slot_of,
+            identity,
+            by_id,
+            endpoint_owners,
+            next_key,
+            lineage: self.lineage,
+            base: Arc::clone(&self.base),
+            base_version: self.base_version,
+            changed: Arc::new(geometry_changed),
+            dead: Arc::default(),
+            overlay: Arc::default(),
+            stats,
+            built: None,
+        };
+        next.rebuild_overlay();
+        next.stats.build_ms = started.elapsed().as_millis() as u64;
+        next
+    }
+
+    /// Rebuilds `dead` and `overlay` from `changed` and the current entries.
+    fn rebuild_overlay(&mut self) {
+        if self.changed.is_empty() {
+            self.dead = Arc::default();
+            self.overlay = Arc::default();
+            return;
+        }
+        let mut dead = vec![0u64; (self.next_key as usize).div_ceil(64)];
+        let mut live = Vec::with_capacity(self.changed.len());
+        for &key in self.changed.keys() {
+            if let Some(w) = dead.get_mut((key / 64) as usize) {
+                *w |= 1 << (key % 64);
+            }
+            if let Some(e) = self.slot(key).and_then(|s| self.entries.get(s as usize)) {
+                live.push((key, e.prepared.clone()));
+            }
+        }
+        self.dead = Arc::new(dead);
+        self.overlay = Arc::new(SpatialIndex::build_tree_only(live));
+    }
+
+    /// The same snapshot answered from `base`, a base built (by
+    /// [`Snapshot::build_base`]) from an earlier snapshot of the same lineage
+    /// at version `base_version`: keys changed since then stay in the overlay.
+    pub fn rebased(&self, base: Arc<SpatialIndex>, base_version: i64) -> Snapshot {
+        let changed: HashMap<u32, i64> =
+            self.changed.iter().filter(|(_, &v)| v > base_version).map(|(&k, &v)| (k, v)).collect();
+        let mut next = Snapshot {
+            version: self.version,
+            entries: Arc::clone(&self.entries),
+            keys: Arc::clone(&self.keys),
+            slot_of: Arc::clone(&self.slot_of),
+            identity: self.identity,
+            by_id: Arc::clone(&self.by_id),
+            endpoint_owners: Arc::clone(&self.endpoint_owners),
+            next_key: self.next_key,
+            lineage: self.lineage,
+            base,
+            base_version,
+            changed: Arc::new(changed),
+            dead: Arc::default(),
+            overlay: Arc::default(),
+            stats: self.stats,
+            built: self.built,
+        };
+        next.rebuild_overlay();
+        next
+    }
+
+    /// A new base from this snapshot's current geometry (every polygon's
+    /// prepared index is reused; the R-tree and grid are built anew). Slow:
+    /// call off the request path.
+    pub fn build_base(&self) -> SpatialIndex {
+        SpatialIndex::build(self.entries.iter().zip(self.keys.iter()).map(|(e, &k)| (k, e.prepared.clone())).collect())
     }
 }
 
@@ -334,6 +688,10 @@ pub struct IndexHandle {
     current: ArcSwap<Snapshot>,
     loaded_at: ArcSwap<Instant>,
     metrics: crate::metrics::IndexMetrics,
+    /// Serialises publishing and base installs (readers never take it).
+    publishing: std::sync::Mutex<()>,
+    /// Whether a new base is being built in the background.
+    compacting: std::sync::atomic::AtomicBool,
 }
 
 impl IndexHandle {
@@ -343,7 +701,13 @@ impl IndexHandle {
         if let Some((kind, took)) = snapshot.build_info() {
             metrics.observe_build(kind, took);
         }
-        Self { current: ArcSwap::new(snapshot), loaded_at: ArcSwap::from_pointee(Instant::now()), metrics }
+        Self {
+            current: ArcSwap::new(snapshot),
+            loaded_at: ArcSwap::from_pointee(Instant::now()),
+            metrics,
+            publishing: std::sync::Mutex::new(()),
+            compacting: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The build and swap timings of the snapshots published here.
@@ -357,20 +721,73 @@ impl IndexHandle {
     }
 
     /// Replaces the snapshot unless it is older than the current one (two
-    /// concurrent rebuilds must not move the version backwards).
+    /// concurrent rebuilds must not move the version backwards). A snapshot
+    /// made before a newer base was installed is moved onto that base.
     pub fn publish(&self, next: Snapshot) -> bool {
-        let next = Arc::new(next);
         let started = Instant::now();
-        let prev = self.current.rcu(|cur| if cur.version() > next.version() { cur.clone() } else { next.clone() });
-        let swapped = prev.version() <= next.version();
-        if swapped {
-            self.metrics.observe_swap(started.elapsed());
-            if let Some((kind, took)) = next.build_info() {
-                self.metrics.observe_build(kind, took);
-            }
-            self.loaded_at.store(Arc::new(Instant::now()));
+        let guard = self.publishing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cur = self.current.load();
+        if cur.version() > next.version() {
+            return false;
         }
-        swapped
+        let next = if cur.lineage == next.lineage && cur.base_version > next.base_version {
+            next.rebased(Arc::clone(&cur.base), cur.base_version)
+        } else {
+            next
+        };
+        let built = next.build_info();
+        self.current.store(Arc::new(next));
+        drop(guard);
+        self.metrics.observe_swap(started.elapsed());
+        if let Some((kind, took)) = built {
+            self.metrics.observe_build(kind, took);
+        }
+        self.loaded_at.store(Arc::new(Instant::now()));
+        true
+    }
+
+    /// If the current snapshot's overlay has outgrown
+    /// [`Snapshot::needs_compaction`], builds a new base from it on a
+    /// blocking thread and installs it under whatever snapshot is current by
+    /// then (see [`Snapshot::rebased`]). Writes and reads go on meanwhile.
+    /// Does nothing outside a Tokio runtime or while a build is running.
+    pub fn compact(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let from = self.current();
+        if !from.needs_compaction() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let handle = Arc::clone(self);
+        runtime.spawn_blocking(move || {
+            let started = Instant::now();
+            let base = Arc::new(from.build_base());
+            let installed = handle.install_base(&from, base);
+            tracing::debug!(
+                from = from.version(),
+                overlay = from.overlay_len(),
+                installed,
+                build_ms = started.elapsed().as_millis() as u64,
+                "index base rebuilt"
+            );
+            handle.compacting.store(false, Ordering::Release);
+        });
+    }
+
+    /// Installs `base`, built from `from`, under the current snapshot if it
+    /// is of the same lineage and its base is older.
+    fn install_base(&self, from: &Snapshot, base: Arc<SpatialIndex>) -> bool {
+        let _guard = self.publishing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cur = self.current.load();
+        if cur.lineage != from.lineage || cur.base_version >= from.version() || cur.version() < from.version() {
+            return false;
+        }
+        let next = cur.rebased(base, from.version());
+        self.current.store(Arc::new(next));
+        true
     }
 
     /// Time since the last publish.
@@ -379,26 +796,35 @@ impl IndexHandle {
     }
 }
 
-impl Snapshot {
-    /// A snapshot at `version` in which the jurisdictions named in `changed`
-    /// are replaced by the given entry (or removed, for `None`); every other
-    /// entry is reused as it is.
-    pub fn with_changes(&self, version: i64, changed: Vec<(String, Option<Arc<Entry>>)>) -> Snapshot {
-        let touched: std::collections::HashSet<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
-        let mut entries: Vec<Arc<Entry>> =
-            self.entries.iter().filter(|e| !touched.contains(e.record.id.as_str())).cloned().collect();
-        entries.extend(changed.into_iter().filter_map(|(_, e)| e));
-        Snapshot::build(version, entries)
-    }
-}
-
 /// Re-reads the named jurisdictions (record, boundary, endpoints) from the
 /// store and publishes a snapshot at `version` with them replaced. Boundaries
-/// that did not change keep their prepared geometry. Callers serialise writes,
-/// so snapshots are published in `seq` order.
-pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], version: i64) -> Result<(), IndexError> {
+/// that did not change keep their prepared geometry. For the ids in
+/// `endpoints_only` (only their endpoints changed) just the endpoints are
+/// read; record and geometry are reused. Callers serialise writes, so
+/// snapshots are published in `seq` order.
+pub async fn refresh(
+    handle: &Arc<IndexHandle>,
+    store: &DynStore,
+    ids: &[String],
+    endpoints_only: &[String],
+    version: i64,
+) -> Result<(), IndexError> {
     let started = Instant::now();
+    let current = handle.current();
+    let mut changed = Vec::with_capacity(ids.len() + endpoints_only.len());
     let mut rows = Vec::with_capacity(ids.len());
+    for id in endpoints_only {
+        match current.get(id) {
+            Some(old) => {
+                let endpoints = store.endpoints_of(id).await?;
+                let (boundary, prepared) = (old.boundary.clone(), old.prepared.clone());
+                let entry = Entry::with_prepared(old.record.clone(), boundary, prepared, endpoints);
+                changed.push((id.clone(), Some(Arc::new(entry))));
+            }
+            // Not in this snapshot: read it whole.
+            None => rows.push((id.clone(), store.get_jurisdiction(id).await?, store.endpoints_of(id).await?)),
+        }
+    }
     for id in ids {
         let row = store.get_jurisdiction(id).await?;
         let endpoints = match &row {
@@ -407,9 +833,7 @@ pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], ver
         };
         rows.push((id.clone(), row, endpoints));
     }
-    let current = handle.current();
     let mut next = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
-        let mut changed = Vec::with_capacity(rows.len());
         for (id, row, endpoints) in rows {
             let Some(row) = row else {
                 changed.push((id, None));
@@ -431,5 +855,189 @@ pub async fn refresh(handle: &IndexHandle, store: &DynStore, ids: &[String], ver
     .map_err(|e| IndexError::Task(e.to_string()))??;
     next.built = Some((BuildKind::Incremental, started.elapsed()));
     handle.publish(next);
+    handle.compact();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Endpoint, Jurisdiction, Tier};
+    use geo::{polygon, MultiPolygon};
+    use rand::{Rng, SeedableRng};
+
+    fn record(id: &str, tier: Tier, area_km2: f64, version: i64) -> Jurisdiction {
+        Jurisdiction {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            tier,
+            parent: None,
+            parent_override: false,
+            ocd_id: None,
+            external_ids: Default::default(),
+            source: None,
+            license: None,
+            area_km2,
+            created_at: "2026-01-01T00:00:00Z".to_owned(),
+            updated_at: "2026-01-01T00:00:00Z".to_owned(),
+            version,
+        }
+    }
+
+    fn square(x: f64, y: f64, s: f64) -> MultiPolygon<f64> {
+        MultiPolygon(vec![polygon![(x: x, y: y), (x: x + s, y: y), (x: x + s, y: y + s), (x: x, y: y + s)]])
+    }
+
+    fn random_entry(rng: &mut impl Rng, id: &str, version: i64) -> Arc<Entry> {
+        let tier = Tier::ALL[rng.gen_range(0..4)];
+        let (x, y, s) = (rng.gen_range(0.0..9.0), rng.gen_range(0.0..9.0), rng.gen_range(0.2..4.0));
+        // Area from a small set, so equal areas (ordered by id) occur.
+        let area = [10.0, 20.0, 30.0][rng.gen_range(0..3)];
+        Arc::new(Entry::new(record(id, tier, area, version), Arc::new(square(x, y, s)), Vec::<Endpoint>::new()))
+    }
+
+    fn answer(s: &Snapshot, lon: f64, lat: f64) -> Vec<String> {
+        s.resolve(lon, lat).iter().map(|e| e.record.id.clone()).collect()
+    }
+
+    fn assert_same(incremental: &Snapshot, live: &HashMap<String, Arc<Entry>>, rng: &mut impl Rng, step: usize) {
+        let full = Snapshot::build(incremental.version(), live.values().cloned().collect());
+        let ids = |s: &Snapshot| s.entries().iter().map(|e| e.record.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(incremental), ids(&full), "answer order, step {step}");
+        assert_eq!(incremental.stats().jurisdictions, full.stats().jurisdictions, "step {step}");
+        assert_eq!(incremental.stats().polygons, full.stats().polygons, "step {step}");
+        assert_eq!(incremental.stats().vertices, full.stats().vertices, "step {step}");
+        for id in live.keys() {
+            assert_eq!(incremental.get(id).map(|e| &e.record.id), Some(id), "get, step {step}");
+        }
+        for _ in 0..200 {
+            // Grid points hit edges and corners of the squares exactly.
+            let (lon, lat) = if rng.gen_bool(0.5) {
+                (rng.gen_range(-1.0..14.0), rng.gen_range(-1.0..14.0))
+            } else {
+                (f64::from(rng.gen_range(0..70)) * 0.2, f64::from(rng.gen_range(0..70)) * 0.2)
+            };
+            assert_eq!(answer(incremental, lon, lat), answer(&full, lon, lat), "({lon}, {lat}), step {step}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            incremental.slots_in_box([lon - 0.5, lat - 0.5], [lon + 0.5, lat + 0.5], &mut a);
+            full.slots_in_box([lon - 0.5, lat - 0.5], [lon + 0.5, lat + 0.5], &mut b);
+            let names = |v: Vec<u32>, s: &Snapshot| {
+                let mut n: Vec<String> = v.iter().filter_map(|&x| s.entry(x)).map(|e| e.record.id.clone()).collect();
+                n.sort();
+                n.dedup();
+                n
+            };
+            assert_eq!(names(a, incremental), names(b, &full), "box at ({lon}, {lat}), step {step}");
+        }
+    }
+
+    /// Random writes (new boundary, same boundary with new record, rank
+    /// change, insert, delete) applied one by one with `with_changes`, with
+    /// new bases installed now and then (as `IndexHandle::compact` does),
+    /// always answer like a full build of the same entries.
+    #[test]
+    fn incremental_writes_answer_like_a_full_build() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut live: HashMap<String, Arc<Entry>> = HashMap::new();
+        for i in 0..40 {
+            let id = format!("j{i:03}");
+            live.insert(id.clone(), random_entry(&mut rng, &id, 1));
+        }
+        let mut snapshot = Snapshot::build(1, live.values().cloned().collect());
+        let mut pending_base: Option<(Arc<Snapshot>, SpatialIndex)> = None;
+        let mut next_id = 40;
+        for step in 0..150 {
+            let version = snapshot.version() + 1;
+            let mut changes = Vec::new();
+            for _ in 0..rng.gen_range(1..4) {
+                let pick = live.keys().nth(rng.gen_range(0..live.len().max(1))).cloned();
+                match (rng.gen_range(0..5), pick) {
+                    (0, Some(id)) => {
+                        let e = random_entry(&mut rng, &id, version);
+                        live.insert(id.clone(), e.clone());
+                        changes.push((id, Some(e)));
+                    }
+                    (1, Some(id)) => {
+                        // Same geometry, new record (maybe another tier: a rank change).
+                        let old = &live[&id];
+                        let tier = if rng.gen_bool(0.5) { old.record.tier } else { Tier::ALL[rng.gen_range(0..4)] };
+                        let rec = record(&id, tier, old.record.area_km2, version);
+                        let e = Arc::new(Entry::with_prepared(rec, old.boundary.clone(), old.prepared.clone(), vec![]));
+                        live.insert(id.clone(), e.clone());
+                        changes.push((id, Some(e)));
+                    }
+                    (2, Some(id)) if live.len() > 5 => {
+                        live.remove(&id);
+                        changes.push((id, None));
+                    }
+                    (3, _) => changes.push((format!("missing{step}"), None)),
+                    _ => {
+                        let id = format!("j{next_id:03}");
+                        next_id += 1;
+                        let e = random_entry(&mut rng, &id, version);
+                        live.insert(id.clone(), e.clone());
+                        changes.push((id, Some(e)));
+                    }
+                }
+            }
+            snapshot = snapshot.with_changes(version, changes);
+            // Now and then a new base built from an older snapshot is
+            // installed under the current one.
+            if let Some((from, base)) = pending_base.take() {
+                snapshot = snapshot.rebased(Arc::new(base), from.version());
+            }
+            if step % 7 == 3 {
+                let from = Arc::new(snapshot.with_changes(snapshot.version(), vec![]));
+                pending_base = Some((from.clone(), from.build_base()));
+            }
+            assert_same(&snapshot, &live, &mut rng, step);
+        }
+    }
+
+    #[test]
+    fn an_endpoint_write_keeps_the_base_and_the_order() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let entries: Vec<_> = (0..20).map(|i| random_entry(&mut rng, &format!("j{i}"), 1)).collect();
+        let s = Snapshot::build(1, entries);
+        let old = s.get("j5").expect("present").clone();
+        let e = Entry::with_prepared(old.record.clone(), old.boundary.clone(), old.prepared.clone(), vec![]);
+        let next = s.with_changes(2, vec![("j5".to_owned(), Some(Arc::new(e)))]);
+        assert!(Arc::ptr_eq(&s.base, &next.base) && Arc::ptr_eq(&s.keys, &next.keys));
+        assert_eq!(next.overlay_len(), 0);
+        assert!(next.identity);
+        let replaced = Entry::new(old.record.clone(), Arc::new(square(0.0, 0.0, 1.0)), vec![]);
+        let next = next.with_changes(3, vec![("j5".to_owned(), Some(Arc::new(replaced)))]);
+        assert_eq!(next.overlay_len(), 1);
+        assert!(next.resolve(0.5, 0.5).iter().any(|e| e.record.id == "j5"));
+    }
+
+    #[tokio::test]
+    async fn a_handle_compacts_a_large_overlay_and_keeps_newer_writes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut live: HashMap<String, Arc<Entry>> = HashMap::new();
+        for i in 0..100 {
+            let id = format!("j{i}");
+            live.insert(id.clone(), random_entry(&mut rng, &id, 1));
+        }
+        let handle = Arc::new(IndexHandle::new(Arc::new(Snapshot::build(1, live.values().cloned().collect()))));
+        for v in 2..80 {
+            let id = format!("j{}", v % 100);
+            let e = random_entry(&mut rng, &id, v);
+            live.insert(id.clone(), e.clone());
+            assert!(handle.publish(handle.current().with_changes(v, vec![(id, Some(e))])));
+            handle.compact();
+        }
+        // Wait for the background build to land.
+        for _ in 0..200 {
+            if handle.current().overlay_len() < compaction_threshold(100) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let current = handle.current();
+        assert!(current.overlay_len() < compaction_threshold(100), "overlay {}", current.overlay_len());
+        assert!(current.base_version > 1);
+        assert_eq!(current.version(), 79);
+        assert_same(&current, &live, &mut rng, 0);
+    }
 }

@@ -127,7 +127,7 @@ impl Snapshot {
     ) -> Vec<NearMatch> {
         let (min, max) = search_box(lon, lat, meters);
         let mut slots = Vec::new();
-        self.spatial.keys_in_box(min, max, &mut slots);
+        self.slots_in_box(min, max, &mut slots);
         slots.sort_unstable();
         slots.dedup();
         let mut found: Vec<NearMatch> = slots

@@ -114,6 +114,15 @@ impl SpatialIndex {
     /// sorted or unique. Only the R-tree is (bulk-)built here; prepared
     /// geometry is shared through its `Arc`.
     pub fn build(entries: Vec<(u32, PreparedGeometry)>) -> SpatialIndex {
+        let mut index = Self::build_tree_only(entries);
+        index.grid = Grid::build(&index.parts);
+        index
+    }
+
+    /// Like [`build`](Self::build) but without the grid: every query walks
+    /// the R-tree. Cheap to build, so it suits small, often rebuilt indexes
+    /// (a snapshot's overlay of recently changed geometry).
+    pub fn build_tree_only(entries: Vec<(u32, PreparedGeometry)>) -> SpatialIndex {
         let count = entries.len();
         let mut parts = Vec::new();
         let mut rects = Vec::new();
@@ -132,8 +141,7 @@ impl SpatialIndex {
                 parts.push(Part { key, geometry: Arc::clone(&geometry), part });
             }
         }
-        let grid = Grid::build(&parts);
-        SpatialIndex { tree: RTree::bulk_load(rects), grid, parts, entries: count, vertices }
+        SpatialIndex { tree: RTree::bulk_load(rects), grid: Grid::default(), parts, entries: count, vertices }
     }
 
     /// Pushes onto `out` the key of every entry whose geometry covers the

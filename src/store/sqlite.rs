@@ -50,6 +50,15 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// A write transaction that takes SQLite's write lock up front (`BEGIN
+    /// IMMEDIATE`). A deferred transaction that reads first and then writes
+    /// fails at once with SQLITE_BUSY when another connection wrote in the
+    /// meantime (in WAL mode a read snapshot cannot be upgraded, and the
+    /// busy timeout does not apply); an immediate one waits its turn.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -422,7 +431,7 @@ impl Store for SqliteStore {
 
     async fn import(&self, batch: ImportBatch, actor: &Actor, action: &str) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut seq = 0;
         for j in &batch.jurisdictions {
             upsert_jurisdiction(&mut tx, j, &at).await?;
@@ -466,7 +475,7 @@ impl Store for SqliteStore {
 
     async fn set_computed_parents(&self, parents: &[(String, Option<String>)]) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut seq = 0;
         for (id, parent) in parents {
             let done = sqlx::query(
@@ -510,7 +519,7 @@ impl Store for SqliteStore {
 
     async fn create_jurisdiction(&self, j: &StoredJurisdiction, actor: &Actor) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if fetch_jurisdiction(&mut *tx, &j.record.id).await?.is_some() {
             return Err(StoreError::Conflict(format!("jurisdiction `{}` already exists", j.record.id)));
         }
@@ -540,7 +549,7 @@ impl Store for SqliteStore {
         actor: &Actor,
     ) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         check_version(&mut tx, "jurisdictions", "jurisdiction", &j.record.id, expect).await?;
         let before = fetch_jurisdiction(&mut *tx, &j.record.id).await?;
         upsert_jurisdiction(&mut tx, j, &at).await?;
@@ -575,7 +584,7 @@ impl Store for SqliteStore {
         actor: &Actor,
     ) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         check_version(&mut tx, "jurisdictions", "jurisdiction", id, expect).await?;
         let before = fetch_jurisdiction(&mut *tx, id).await?;
         let children: Vec<String> = sqlx::query_scalar("select id from jurisdictions where parent_id = ? order by id")
@@ -631,7 +640,7 @@ impl Store for SqliteStore {
 
     async fn create_endpoint(&self, e: &Endpoint, actor: &Actor) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if !fetch_endpoints(&mut tx, "id", &e.id).await?.is_empty() {
             return Err(StoreError::Conflict(format!("endpoint `{}` already exists", e.id)));
         }
@@ -665,7 +674,7 @@ impl Store for SqliteStore {
         action: &str,
     ) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         check_version(&mut tx, "endpoints", "endpoint", &e.id, expect).await?;
         let before = fetch_endpoints(&mut tx, "id", &e.id).await?.pop();
         upsert_endpoint(&mut tx, e, &at).await?;
@@ -689,7 +698,7 @@ impl Store for SqliteStore {
 
     async fn delete_endpoint(&self, id: &str, expect: Option<i64>, actor: &Actor) -> StoreResult<WriteOutcome> {
         let at = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         check_version(&mut tx, "endpoints", "endpoint", id, expect).await?;
         let before = fetch_endpoints(&mut tx, "id", id).await?.pop();
         sqlx::query("delete from endpoints where id = ?").bind(id).execute(&mut *tx).await?;
@@ -712,7 +721,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_health(&self, id: &str, u: &HealthUpdate) -> StoreResult<Option<WriteOutcome>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current: Option<String> =
             sqlx::query_scalar("select status from endpoints where id = ?").bind(id).fetch_optional(&mut *tx).await?;
         let Some(current) = current else {

@@ -735,7 +735,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Reference answers (and warm-up of both sides): geowebdns batches,
     // PostGIS set-based joins, one client each, not reported as speed.
     let (_, gw_ref) = http_post_phase(&cfg, 1, batch_units.clone(), bodies.clone(), n).await?;
-    let one = Arc::new(vec![0..n]);
+    let one = Arc::new(split(n, 1));
     let (_, pg_ref) = pg_set_phase("ref".into(), &mut conns, 1, TABLE_PLAIN, true, one.clone(), pts.clone(), n).await?;
     let (_, pg_pieces_ref) =
         pg_set_phase("ref".into(), &mut conns, 1, TABLE_PIECES, true, one.clone(), pts.clone(), n).await?;

@@ -18,16 +18,22 @@
 //!   prepared `ST_Covers` statement (plain table, and the pieces with
 //!   `DISTINCT id`);
 //! * batches: `POST /v1/resolve` (BATCH points a request) against set-based
-//!   SQL: a join of the `bench_points` table (one query per client) and
-//!   `float8[]` parameters with `unnest` (BATCH points a query).
+//!   SQL: the `bench_points` table (GiST-indexed) joined with each boundary
+//!   driving a `LATERAL` scan of the points (one query per client's share),
+//!   and `float8[]` parameters with `unnest` (BATCH points a query: plain,
+//!   candidates sorted by boundary, subdivided).
 //!
 //! Every answer is checked: the set of jurisdiction ids per point must be the
 //! same on both sides. The floors of the two clients (`GET /healthz`,
-//! prepared `SELECT 1`) are measured in the same run.
+//! prepared `SELECT 1`) are measured in the same run, and so is the CPU time
+//! (from /proc) of the serving side (the geowebdns process, or the benchmark's
+//! PostgreSQL backends) and of this client: CPU microseconds a point are the
+//! steadier reading on a shared machine.
 //!
 //! Environment: GEOWEBDNS_POSTGIS_URL and GEOWEBDNS_BENCH_BASE (required);
 //! GEOWEBDNS_BENCH_POINTS (100000), GEOWEBDNS_BENCH_SEED (42),
 //! GEOWEBDNS_BENCH_CLIENTS ("1,2"), GEOWEBDNS_BENCH_BATCH (1000),
+//! GEOWEBDNS_BENCH_SERVER_PID (the server, for its CPU time),
 //! GEOWEBDNS_BENCH_FLOOR (20000 requests), GEOWEBDNS_BENCH_ROUNDS (5: how
 //! many times the fast batch phases run the point set, so they last long
 //! enough to measure), GEOWEBDNS_BENCH_PIN_BACKENDS (a

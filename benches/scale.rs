@@ -18,9 +18,9 @@
 //!
 //! # What is measured per data set
 //!
-//! 1. **Preparation** (`Entry::new` for every jurisdiction: prepared edge
-//!    bands + the rendered JSON), timed once; the JSON share is timed apart
-//!    (`Entry::with_prepared` around the already prepared geometry).
+//! 1. **Preparation** (what `Entry::new` does for every jurisdiction),
+//!    timed once in two steps: `spatial::prepare` (the edge bands) and
+//!    `Entry::with_prepared` around it (record + rendered JSON).
 //! 2. **Index build**: `Snapshot::build` from the prepared entries, a few
 //!    manual repetitions (median printed; criterion's 10-sample minimum is
 //!    too slow for multi-second builds). `SpatialIndex::build` from the same
@@ -47,11 +47,15 @@
 //!    two different entries so that nothing can be skipped as unchanged.
 //!    When one write takes more than 250 ms, criterion is skipped and the
 //!    median of 3 manual writes is printed instead.
-//! 6. **Resident memory**: RSS deltas (`/proc/self/statm`) across the
-//!    preparation and across `Snapshot::build`, divided by the vertex count,
-//!    plus the boundary coordinates the entries keep (16 bytes per vertex,
-//!    counted, not measured). RSS deltas undercount when the allocator
-//!    reuses memory freed earlier (e.g. by the previous data set).
+//! 6. **Resident memory of the index per vertex**: the boundary coordinates
+//!    the entries keep (16 bytes per vertex, counted, not measured) + the RSS
+//!    delta (`/proc/self/statm`) across `spatial::prepare` of every boundary
+//!    + the RSS delta across the first `Snapshot::build`, divided by the
+//!    vertex count. Records and rendered JSON (the RSS delta across
+//!    `Entry::with_prepared`) are printed apart, not counted in it. RSS
+//!    deltas undercount when the allocator reuses memory freed earlier
+//!    (e.g. by the previous data set), and count transient build memory
+//!    that the allocator keeps.
 //!
 //! At the end a summary table lists every figure with its issue-7 target.
 //!
@@ -78,7 +82,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use flate2::read::GzDecoder;
 use geo::{Coord, MultiPolygon, Polygon};
-use geowebdns::index::spatial::SpatialIndex;
+use geowebdns::index::spatial::{prepare, SpatialIndex};
 use geowebdns::index::{Entry, IndexHandle, Snapshot};
 use geowebdns::model::{Endpoint, EndpointType, Health, Jurisdiction, Tier};
 use rand::{Rng, SeedableRng};
@@ -467,38 +471,39 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         5
     };
 
-    // 1. Preparation.
+    // 1. Preparation: the geometry (spatial::prepare), then the entries
+    // around it (record + rendered JSON); together that is Entry::new.
     let rss0 = rss_bytes();
     let started = Instant::now();
-    let entries: Vec<Arc<Entry>> =
-        features.iter().map(|f| Arc::new(Entry::new(f.record.clone(), Arc::clone(&f.boundary), Vec::new()))).collect();
-    let prepare = started.elapsed();
+    let prepared: Vec<_> = features.iter().map(|f| prepare(&f.boundary)).collect();
+    let prepare_time = started.elapsed();
     let rss1 = rss_bytes();
     let started = Instant::now();
-    let json_bytes: usize = entries
+    let entries: Vec<Arc<Entry>> = features
         .iter()
-        .map(|e| {
-            Entry::with_prepared(e.record.clone(), Arc::clone(&e.boundary), e.prepared.clone(), Vec::new())
-                .json
-                .get()
-                .len()
-        })
-        .sum();
-    let json = started.elapsed();
+        .zip(prepared)
+        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
+        .collect();
+    let entry_time = started.elapsed();
+    let rss2 = rss_bytes();
+    let json_bytes: usize = entries.iter().map(|e| e.json.get().len()).sum();
+    let preparation = prepare_time + entry_time;
     println!(
-        "prepare (Entry::new x {}): {:.0} ms, of which rendering JSON (Entry::with_prepared) {:.0} ms ({} bytes)",
+        "preparation (= Entry::new x {}): {:.0} ms = spatial::prepare {:.0} ms + Entry::with_prepared (record, \
+         {} bytes of JSON) {:.0} ms (1 run)",
         entries.len(),
-        ms(prepare),
-        ms(json),
-        json_bytes
+        ms(preparation),
+        ms(prepare_time),
+        json_bytes,
+        ms(entry_time)
     );
 
     // 2. Index build.
-    let rss2 = rss_bytes();
+    let rss3 = rss_bytes();
     let started = Instant::now();
     let snapshot = Snapshot::build(1, entries.clone());
     let mut builds = vec![ms(started.elapsed())];
-    let rss3 = rss_bytes();
+    let rss4 = rss_bytes();
     for _ in 1..build_reps {
         let started = Instant::now();
         let s = Snapshot::build(1, entries.clone());
@@ -511,44 +516,46 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         SpatialIndex::build(entries.iter().enumerate().map(|(i, e)| (i as u32, e.prepared.clone())).collect());
     let spatial_build = started.elapsed();
     println!(
-        "Snapshot::build: median {build:.0} ms of {build_reps} ({}); SpatialIndex::build from the same prepared geometry: {:.0} ms (1 run)",
+        "Snapshot::build: median {build:.0} ms of {build_reps} ({}); SpatialIndex::build from the same prepared \
+         geometry: {:.0} ms (1 run)",
         builds.iter().map(|b| format!("{b:.0}")).collect::<Vec<_>>().join(", "),
         ms(spatial_build)
     );
-    summary.add(set, "prepare (Entry::new, all)", Some(ms(prepare)), "ms", None);
+    summary.add(set, "preparation (Entry::new, all)", Some(ms(preparation)), "ms", None);
     summary.add(set, "Snapshot::build (median)", Some(build), "ms", None);
     summary.add(
         set,
-        "index build = prepare + Snapshot::build",
-        Some((ms(prepare) + build) / 1e3),
+        "index build = preparation + Snapshot::build",
+        Some((ms(preparation) + build) / 1e3),
         "s",
         targets.build_s,
     );
 
     // Memory.
+    let per_vertex = |bytes: f64| bytes / vertices.max(1) as f64;
     let coords = vertices as f64 * 16.0;
-    match (rss0, rss1, rss2, rss3) {
-        (Some(a), Some(b), Some(c2), Some(d)) => {
-            let prep = (b - a) as f64;
-            let snap = (d - c2) as f64;
-            let total = (coords + prep + snap) / vertices.max(1) as f64;
+    match (rss0, rss1, rss2, rss3, rss4) {
+        (Some(a), Some(b), Some(c2), Some(d), Some(e)) => {
+            let geometry = (b - a) as f64;
+            let records = (c2 - b) as f64;
+            let snap = (e - d) as f64;
+            let total = coords + geometry + snap;
             println!(
-                "resident memory per vertex: boundary coordinates {:.1} B (counted) + preparation {:.1} B \
-                 (RSS delta: prepared edge bands, records, JSON) + Snapshot::build {:.1} B (RSS delta: R-tree, grid, \
-                 part table, id map) = {total:.1} B/vertex ({:.0} MiB in all)",
-                coords / vertices.max(1) as f64,
-                prep / vertices.max(1) as f64,
-                snap / vertices.max(1) as f64,
-                (coords + prep + snap) / (1u64 << 20) as f64
+                "resident memory per vertex: boundary coordinates {:.1} B (counted) + prepared geometry {:.1} B (RSS \
+                 delta across spatial::prepare: edge bands) + Snapshot::build {:.1} B (RSS delta: R-tree, grid, part \
+                 table, id map, entry order) = index {:.1} B/vertex ({:.0} MiB); not counted in it: records and \
+                 rendered JSON {:.1} B/vertex (RSS delta across Entry::with_prepared)",
+                per_vertex(coords),
+                per_vertex(geometry),
+                per_vertex(snap),
+                per_vertex(total),
+                total / (1u64 << 20) as f64,
+                per_vertex(records)
             );
-            summary.add(set, "index memory incl. coordinates", Some(total), "B/vertex", Some(32.0));
-            summary.add(
-                set,
-                "  of which Snapshot::build RSS delta",
-                Some(snap / vertices.max(1) as f64),
-                "B/vertex",
-                None,
-            );
+            summary.add(set, "index memory incl. coordinates", Some(per_vertex(total)), "B/vertex", Some(32.0));
+            summary.add(set, "  prepared geometry (RSS delta)", Some(per_vertex(geometry)), "B/vertex", None);
+            summary.add(set, "  Snapshot::build (RSS delta)", Some(per_vertex(snap)), "B/vertex", None);
+            summary.add(set, "records + JSON (not in the figure above)", Some(per_vertex(records)), "B/vertex", None);
         }
         _ => {
             println!("resident memory: /proc/self/statm not readable, not measured");

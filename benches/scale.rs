@@ -46,16 +46,18 @@
 //!    preparation time is printed apart). Successive writes alternate between
 //!    two different entries so that nothing can be skipped as unchanged.
 //!    When one write takes more than 250 ms, criterion is skipped and the
-//!    median of 3 manual writes is printed instead.
-//! 6. **Resident memory of the index per vertex**: the boundary coordinates
-//!    the entries keep (16 bytes per vertex, counted, not measured) + the RSS
-//!    delta (`/proc/self/statm`) across `spatial::prepare` of every boundary
-//!    + the RSS delta across the first `Snapshot::build`, divided by the
-//!    vertex count. Records and rendered JSON (the RSS delta across
-//!    `Entry::with_prepared`) are printed apart, not counted in it. RSS
-//!    deltas undercount when the allocator reuses memory freed earlier
-//!    (e.g. by the previous data set), and count transient build memory
-//!    that the allocator keeps.
+//!    median of 3 manual writes (the first write of each kind, which also
+//!    checks that the write is visible, among them) is printed instead.
+//! 6. **Resident memory of the index per vertex**, measured in a fresh child
+//!    process (this executable again, with `GEOWEBDNS_BENCH_MEMORY_CHILD` set)
+//!    so that memory freed by earlier data sets cannot be reused and hide
+//!    part of the cost: the boundary coordinates the entries keep (16 bytes
+//!    per vertex, counted, not measured) + the RSS delta (`/proc/self/statm`)
+//!    across `spatial::prepare` of every boundary + the RSS delta across
+//!    `Snapshot::build`, divided by the vertex count. Records and rendered
+//!    JSON (the RSS delta across `Entry::with_prepared`) are printed apart,
+//!    not counted in it. RSS deltas include transient build memory that the
+//!    allocator keeps, and miss memory reused from the loading garbage.
 //!
 //! At the end a summary table lists every figure with its issue-7 target.
 //!
@@ -453,7 +455,15 @@ impl Options {
 
 // ---------------------------------------------------------------- one data set
 
-fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Feature>, targets: Targets, quick: bool) {
+fn run_set(
+    c: &mut Criterion,
+    summary: &mut Summary,
+    set: &str,
+    features: Vec<Feature>,
+    targets: Targets,
+    memory: Option<Memory>,
+    quick: bool,
+) {
     let vertices: usize = features.iter().map(|f| vertex_count(&f.boundary)).sum();
     let parts: usize = features.iter().map(|f| f.boundary.0.len()).sum();
     let max_v = features.iter().map(|f| vertex_count(&f.boundary)).max().unwrap_or(0);
@@ -473,11 +483,9 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
 
     // 1. Preparation: the geometry (spatial::prepare), then the entries
     // around it (record + rendered JSON); together that is Entry::new.
-    let rss0 = rss_bytes();
     let started = Instant::now();
     let prepared: Vec<_> = features.iter().map(|f| prepare(&f.boundary)).collect();
     let prepare_time = started.elapsed();
-    let rss1 = rss_bytes();
     let started = Instant::now();
     let entries: Vec<Arc<Entry>> = features
         .iter()
@@ -485,7 +493,6 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
         .collect();
     let entry_time = started.elapsed();
-    let rss2 = rss_bytes();
     let json_bytes: usize = entries.iter().map(|e| e.json.get().len()).sum();
     let preparation = prepare_time + entry_time;
     println!(
@@ -499,11 +506,9 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
     );
 
     // 2. Index build.
-    let rss3 = rss_bytes();
     let started = Instant::now();
     let snapshot = Snapshot::build(1, entries.clone());
     let mut builds = vec![ms(started.elapsed())];
-    let rss4 = rss_bytes();
     for _ in 1..build_reps {
         let started = Instant::now();
         let s = Snapshot::build(1, entries.clone());
@@ -521,6 +526,31 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         builds.iter().map(|b| format!("{b:.0}")).collect::<Vec<_>>().join(", "),
         ms(spatial_build)
     );
+    {
+        // Where the rest of Snapshot::build goes, replicated with public
+        // fields (the answer-order sort and the id map, as src/index/mod.rs
+        // does them today): diagnostics for the lead, not a target.
+        let mut order = entries.clone();
+        let started = Instant::now();
+        order.sort_by(|a, b| {
+            (a.record.tier.rank(), b.record.area_km2, &a.record.id)
+                .partial_cmp(&(b.record.tier.rank(), a.record.area_km2, &b.record.id))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let sort = started.elapsed();
+        let started = Instant::now();
+        let ids: HashMap<String, u32> =
+            order.iter().enumerate().map(|(slot, e)| (e.record.id.clone(), slot as u32)).collect();
+        let id_map = started.elapsed();
+        black_box(ids.len());
+        println!(
+            "  Snapshot::build parts (replicated): sort into answer order {:.0} ms, id map {:.0} ms, \
+             SpatialIndex::build {:.0} ms (1 run each)",
+            ms(sort),
+            ms(id_map),
+            ms(spatial_build)
+        );
+    }
     summary.add(set, "preparation (Entry::new, all)", Some(ms(preparation)), "ms", None);
     summary.add(set, "Snapshot::build (median)", Some(build), "ms", None);
     summary.add(
@@ -531,36 +561,30 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         targets.build_s,
     );
 
-    // Memory.
+    // Memory (measured in a fresh process, see `memory_in_child`).
     let per_vertex = |bytes: f64| bytes / vertices.max(1) as f64;
     let coords = vertices as f64 * 16.0;
-    match (rss0, rss1, rss2, rss3, rss4) {
-        (Some(a), Some(b), Some(c2), Some(d), Some(e)) => {
-            let geometry = (b - a) as f64;
-            let records = (c2 - b) as f64;
-            let snap = (e - d) as f64;
-            let total = coords + geometry + snap;
-            println!(
-                "resident memory per vertex: boundary coordinates {:.1} B (counted) + prepared geometry {:.1} B (RSS \
-                 delta across spatial::prepare: edge bands) + Snapshot::build {:.1} B (RSS delta: R-tree, grid, part \
-                 table, id map, entry order) = index {:.1} B/vertex ({:.0} MiB); not counted in it: records and \
-                 rendered JSON {:.1} B/vertex (RSS delta across Entry::with_prepared)",
-                per_vertex(coords),
-                per_vertex(geometry),
-                per_vertex(snap),
-                per_vertex(total),
-                total / (1u64 << 20) as f64,
-                per_vertex(records)
-            );
-            summary.add(set, "index memory incl. coordinates", Some(per_vertex(total)), "B/vertex", Some(32.0));
-            summary.add(set, "  prepared geometry (RSS delta)", Some(per_vertex(geometry)), "B/vertex", None);
-            summary.add(set, "  Snapshot::build (RSS delta)", Some(per_vertex(snap)), "B/vertex", None);
-            summary.add(set, "records + JSON (not in the figure above)", Some(per_vertex(records)), "B/vertex", None);
-        }
-        _ => {
-            println!("resident memory: /proc/self/statm not readable, not measured");
-            summary.add(set, "index memory incl. coordinates", None, "B/vertex", Some(32.0));
-        }
+    if let Some(m) = memory.filter(|m| m.vertices == vertices) {
+        let total = coords + m.geometry + m.snapshot;
+        println!(
+            "resident memory per vertex (fresh process): boundary coordinates {:.1} B (counted) + prepared geometry \
+             {:.1} B (RSS delta across spatial::prepare: edge bands) + Snapshot::build {:.1} B (RSS delta: R-tree, \
+             grid, part table, id map, entry order) = index {:.1} B/vertex ({:.0} MiB); not counted in it: records \
+             and rendered JSON {:.1} B/vertex (RSS delta across Entry::with_prepared)",
+            per_vertex(coords),
+            per_vertex(m.geometry),
+            per_vertex(m.snapshot),
+            per_vertex(total),
+            total / (1u64 << 20) as f64,
+            per_vertex(m.records)
+        );
+        summary.add(set, "index memory incl. coordinates", Some(per_vertex(total)), "B/vertex", Some(32.0));
+        summary.add(set, "  prepared geometry (RSS delta)", Some(per_vertex(m.geometry)), "B/vertex", None);
+        summary.add(set, "  Snapshot::build (RSS delta)", Some(per_vertex(m.snapshot)), "B/vertex", None);
+        summary.add(set, "records + JSON (not in the figure above)", Some(per_vertex(m.records)), "B/vertex", None);
+    } else {
+        println!("resident memory: not measured (/proc/self/statm unreadable or the child process failed)");
+        summary.add(set, "index memory incl. coordinates", None, "B/vertex", Some(32.0));
     }
 
     // 3. Correctness gate.
@@ -652,7 +676,7 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         }
         started.elapsed()
     });
-    g.sample_size(10).measurement_time(Duration::from_secs(2));
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(2));
     g.throughput(Throughput::Elements(pts.len() as u64));
     let batch = bench_median(&mut g, "batch_10k", 10, |iters| {
         let started = Instant::now();
@@ -756,9 +780,9 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         end - started
     };
     // Probe one write of each kind, and check it is visible.
-    let mut probe = Duration::ZERO;
+    let mut probes = Vec::new();
     for (kind, pair) in [("register_endpoint", &register), ("replace_boundary", &replace)] {
-        probe = probe.max(write(&pair[0]));
+        probes.push(write(&pair[0]));
         let cur = handle.current();
         let seen = cur.get(&id).expect("the written jurisdiction is in the new snapshot");
         assert!(Arc::ptr_eq(seen, &pair[0]), "{set}: {kind}: the write is not visible after publish");
@@ -766,8 +790,10 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
         assert_eq!(cur.version(), version.get());
     }
     let mut g = c.benchmark_group(format!("{set}_write"));
+    let probe = probes.iter().copied().max().unwrap_or_default();
     let manual = probe > SLOW_WRITE || quick;
-    for (kind, pair) in [("register_endpoint", &register), ("replace_boundary", &replace)] {
+    for (k, (kind, pair)) in [("register_endpoint", &register), ("replace_boundary", &replace)].into_iter().enumerate()
+    {
         publish_times.borrow_mut().clear();
         let mut flip = 0usize;
         let mut one = || {
@@ -775,8 +801,10 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
             write(&pair[flip % 2])
         };
         let (value, how) = if manual {
+            // The probe write counts as the first of them.
             let reps = if quick { 1 } else { 3 };
-            let times: Vec<f64> = (0..reps).map(|_| ms(one())).collect();
+            let mut times = vec![ms(probes[k])];
+            times.extend((1..reps).map(|_| ms(one())));
             (Some(median(times)), format!("median of {reps} manual writes"))
         } else {
             g.sample_size(10)
@@ -811,7 +839,112 @@ fn run_set(c: &mut Criterion, summary: &mut Summary, set: &str, features: Vec<Fe
     }
 }
 
+const SETS: [&str; 5] = ["bundled", "tiger", "synth_1e4", "synth_1e5", "synth_1e6"];
+/// Set by the parent process: measure the memory of this one data set and exit.
+const MEMORY_CHILD: &str = "GEOWEBDNS_BENCH_MEMORY_CHILD";
+
+fn tiger_path() -> PathBuf {
+    std::env::var_os("GEOWEBDNS_TIGER_PLACES").map_or_else(|| PathBuf::from(DEFAULT_TIGER), PathBuf::from)
+}
+
+fn synth_size(set: &str) -> usize {
+    match set {
+        "synth_1e4" => 10_000,
+        "synth_1e5" => 100_000,
+        _ => 1_000_000,
+    }
+}
+
+fn targets(set: &str) -> Targets {
+    match set {
+        "bundled" => Targets { lookup_ns: Some(150.0), ..Targets::default() },
+        "tiger" => Targets { lookup_ns: Some(400.0), ..Targets::default() },
+        "synth_1e5" => Targets { write_ms: Some(10.0), ..Targets::default() },
+        "synth_1e6" => Targets { lookup_ns: Some(1000.0), write_ms: Some(100.0), build_s: Some(10.0) },
+        _ => Targets::default(),
+    }
+}
+
+/// Loads (or generates) a data set; `None`, with one printed line, when its file is absent.
+fn load_set(set: &str) -> Option<Vec<Feature>> {
+    let started = Instant::now();
+    let features = match set {
+        "bundled" => load_bundled_files(&bundled_paths()),
+        "tiger" => {
+            let path = tiger_path();
+            if !path.is_file() {
+                println!("skipping TIGER places: {} not found; set GEOWEBDNS_TIGER_PLACES", path.display());
+                return None;
+            }
+            let mut features = load_tiger(&path);
+            let dir = bundled_dir();
+            features
+                .extend(load_bundled_files(&[dir.join("us/states.geojson.gz"), dir.join("us/counties.geojson.gz")]));
+            features
+        }
+        _ => synthetic(synth_size(set)),
+    };
+    println!("loaded {set} in {:.1} s", started.elapsed().as_secs_f64());
+    Some(features)
+}
+
+/// Resident memory of one data set's index, in bytes.
+#[derive(Clone, Copy, Debug)]
+struct Memory {
+    vertices: usize,
+    /// RSS delta across `spatial::prepare` of every boundary.
+    geometry: f64,
+    /// RSS delta across `Entry::with_prepared` (records, rendered JSON).
+    records: f64,
+    /// RSS delta across the first `Snapshot::build`.
+    snapshot: f64,
+}
+
+/// Measures [`Memory`] in this process (call it in a fresh one).
+fn measure_memory(features: &[Feature]) -> Option<Memory> {
+    let rss0 = rss_bytes()?;
+    let prepared: Vec<_> = features.iter().map(|f| prepare(&f.boundary)).collect();
+    let rss1 = rss_bytes()?;
+    let entries: Vec<Arc<Entry>> = features
+        .iter()
+        .zip(prepared)
+        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
+        .collect();
+    let rss2 = rss_bytes()?;
+    let snapshot = Snapshot::build(1, entries);
+    let rss3 = rss_bytes()?;
+    black_box(&snapshot);
+    Some(Memory {
+        vertices: features.iter().map(|f| vertex_count(&f.boundary)).sum(),
+        geometry: (rss1 - rss0) as f64,
+        records: (rss2 - rss1) as f64,
+        snapshot: (rss3 - rss2) as f64,
+    })
+}
+
+/// Runs [`measure_memory`] for `set` in a child process (this executable
+/// again), so that memory freed by earlier data sets cannot be reused and
+/// hide part of the cost.
+fn memory_in_child(set: &str) -> Option<Memory> {
+    let exe = std::env::current_exe().ok()?;
+    let out =
+        std::process::Command::new(exe).env(MEMORY_CHILD, set).stderr(std::process::Stdio::inherit()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("SCALE-MEMORY "))?;
+    let f: Vec<f64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    match f[..] {
+        [v, g, r, s] => Some(Memory { vertices: v as usize, geometry: g, records: r, snapshot: s }),
+        _ => None,
+    }
+}
+
 fn main() {
+    if let Ok(set) = std::env::var(MEMORY_CHILD) {
+        if let Some(m) = load_set(&set).and_then(|f| measure_memory(&f)) {
+            println!("SCALE-MEMORY {} {} {} {}", m.vertices, m.geometry, m.records, m.snapshot);
+        }
+        return;
+    }
     let opts = Options::parse();
     let mut c = Criterion::default().configure_from_args();
     let mut summary = Summary::default();
@@ -819,59 +952,22 @@ fn main() {
     if opts.quick {
         println!("(not run with --bench: quick mode, bundled and synth_1e4 only, one sample each)");
     }
-
-    if opts.wants("bundled") {
-        let started = Instant::now();
-        let features = load_bundled_files(&bundled_paths());
-        println!("loaded bundled data in {:.1} s", started.elapsed().as_secs_f64());
-        let targets = Targets { lookup_ns: Some(150.0), ..Targets::default() };
-        run_set(&mut c, &mut summary, "bundled", features, targets, opts.quick);
-    }
-
-    if opts.wants("tiger") && !opts.quick {
-        let path =
-            std::env::var_os("GEOWEBDNS_TIGER_PLACES").map_or_else(|| PathBuf::from(DEFAULT_TIGER), PathBuf::from);
-        if path.is_file() {
-            let started = Instant::now();
-            let mut features = load_tiger(&path);
-            let dir = bundled_dir();
-            features
-                .extend(load_bundled_files(&[dir.join("us/states.geojson.gz"), dir.join("us/counties.geojson.gz")]));
-            println!(
-                "loaded TIGER places + bundled US states and counties in {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            let targets = Targets { lookup_ns: Some(400.0), ..Targets::default() };
-            run_set(&mut c, &mut summary, "tiger", features, targets, opts.quick);
-        } else {
-            println!("skipping TIGER places: {} not found; set GEOWEBDNS_TIGER_PLACES", path.display());
-        }
-    }
-
-    for (n, set) in [(10_000usize, "synth_1e4"), (100_000, "synth_1e5"), (1_000_000, "synth_1e6")] {
-        if !opts.wants(set) {
+    for set in SETS {
+        if !opts.wants(set) || (opts.quick && set == "tiger") {
             continue;
         }
-        if n > opts.max_synth {
+        if set.starts_with("synth") && synth_size(set) > opts.max_synth {
             println!("skipping {set}: larger than GEOWEBDNS_BENCH_MAX={}", opts.max_synth);
             continue;
         }
-        let started = Instant::now();
-        let rss = rss_bytes();
-        let features = synthetic(n);
-        println!(
-            "generated {set} in {:.1} s (RSS {:+.0} MiB)",
-            started.elapsed().as_secs_f64(),
-            rss.zip(rss_bytes()).map_or(0.0, |(a, b)| (b - a) as f64 / (1u64 << 20) as f64)
-        );
-        let targets = match n {
-            100_000 => Targets { write_ms: Some(10.0), ..Targets::default() },
-            1_000_000 => Targets { lookup_ns: Some(1000.0), write_ms: Some(100.0), build_s: Some(10.0) },
-            _ => Targets::default(),
-        };
-        run_set(&mut c, &mut summary, set, features, targets, opts.quick);
+        if set == "tiger" && !tiger_path().is_file() {
+            println!("skipping TIGER places: {} not found; set GEOWEBDNS_TIGER_PLACES", tiger_path().display());
+            continue;
+        }
+        let memory = memory_in_child(set);
+        let Some(features) = load_set(set) else { continue };
+        run_set(&mut c, &mut summary, set, features, targets(set), memory, opts.quick);
     }
-
     c.final_summary();
     summary.print();
     println!("(whole run: {:.0} s)", run_started.elapsed().as_secs_f64());

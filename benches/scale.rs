@@ -1,0 +1,983 @@
+//! In-process lookup, build, write and memory figures at scale (issue 7,
+//! point 1). Run with `cargo bench --bench scale`; the whole run takes about
+//! ten minutes on a 2-core machine.
+//!
+//! # Data sets (each loaded, measured and dropped in turn)
+//!
+//! * `bundled`: every `boundaries/**/*.geojson.gz` of the repository (all
+//!   tiers, world and US; 8,492 features).
+//! * `tiger`: every US Census place (TIGER/Line 2019, full resolution:
+//!   29,798 polygons, 12.6 M vertices) plus the bundled US states and
+//!   counties. Read from `/work/shared/data/bench/tiger2019-places-us.geojson.gz`
+//!   or `$GEOWEBDNS_TIGER_PLACES`; skipped with one line when absent.
+//! * `synth_1e4`, `synth_1e5`, `synth_1e6`: seeded synthetic tessellations
+//!   of about 10^4, 10^5 and 10^6 polygons (a fine "place" mesh with
+//!   "county" and "state" tiers over it, all sharing edges exactly; see
+//!   `benches/common/tessellation.rs`). `GEOWEBDNS_BENCH_MAX=100000` skips
+//!   the sizes above 100,000.
+//!
+//! # What is measured per data set
+//!
+//! 1. **Preparation** (what `Entry::new` does for every jurisdiction),
+//!    timed once in two steps: `spatial::prepare` (the edge bands) and
+//!    `Entry::with_prepared` around it (record + rendered JSON).
+//! 2. **Index build**: `Snapshot::build` from the prepared entries, a few
+//!    manual repetitions (median printed; criterion's 10-sample minimum is
+//!    too slow for multi-second builds). `SpatialIndex::build` from the same
+//!    prepared geometry is timed once beside it.
+//! 3. **Correctness gate**: 2,000 seeded points (uniform, exact vertices,
+//!    exact on-edge points, points 1e-9 off vertices) through
+//!    `Snapshot::resolve_into`, `SpatialIndex::query` and
+//!    `SpatialIndex::query_rtree_only`, each compared with a brute-force scan
+//!    of every polygon (`covers_brute_force`); any disagreement panics.
+//! 4. **Lookups** (criterion group `<set>_lookup`): `single` (one point per
+//!    iteration through `Snapshot::resolve_into`, cycling over 10,000 points
+//!    uniform in the bounding boxes of random features), `batch_10k` (the
+//!    10,000 points per iteration), and the R-tree-only search cost beside
+//!    them (`rtree_only_single`, `rtree_only_batch_10k`:
+//!    `SpatialIndex::query_rtree_only`, no grid and no sort).
+//! 5. **Writes** (group `<set>_write`): the time until one write is visible,
+//!    `snapshot.with_changes(version + 1, [(id, entry)])` followed by
+//!    `IndexHandle::publish` (including dropping the previous snapshot when
+//!    it is the last reference, as in the service), for (a)
+//!    `register_endpoint` (same boundary, new endpoint list:
+//!    `Entry::with_prepared`) and (b) `replace_boundary` (`Entry::new` with a
+//!    changed polygon; the entry is made before the timer starts, its
+//!    preparation time is printed apart). Successive writes alternate between
+//!    two different entries so that nothing can be skipped as unchanged.
+//!    When one write takes more than 250 ms, criterion is skipped and the
+//!    median of 3 manual writes (the first write of each kind, which also
+//!    checks that the write is visible, among them) is printed instead.
+//! 6. **Resident memory of the index per vertex**, measured in a fresh child
+//!    process (this executable again, with `GEOWEBDNS_BENCH_MEMORY_CHILD` set)
+//!    so that memory freed by earlier data sets cannot be reused and hide
+//!    part of the cost: the boundary coordinates the entries keep (16 bytes
+//!    per vertex, counted, not measured) + the RSS delta (`/proc/self/statm`)
+//!    across `spatial::prepare` of every boundary + the RSS delta across
+//!    `Snapshot::build`, divided by the vertex count. Records and rendered
+//!    JSON (the RSS delta across `Entry::with_prepared`) are printed apart,
+//!    not counted in it. RSS deltas include transient build memory that the
+//!    allocator keeps, and miss memory reused from the loading garbage.
+//!
+//! At the end a summary table lists every figure with its issue-7 target.
+//!
+//! Filtering: criterion's usual name filter works (`cargo bench --bench scale
+//! -- synth_1e5_lookup`); a filter that starts with a data-set name
+//! (`bundled`, `tiger`, `synth`, `synth_1e5`...) also skips the loading and
+//! set-up of the other data sets. Run without `--bench` (as `cargo test
+//! --benches` does), only `bundled` and `synth_1e4` are run, once each.
+
+#[path = "common/brute.rs"]
+mod brute;
+#[path = "common/tessellation.rs"]
+mod tessellation;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::hint::black_box;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use flate2::read::GzDecoder;
+use geo::{Coord, MultiPolygon, Polygon};
+use geowebdns::index::spatial::{prepare, SpatialIndex};
+use geowebdns::index::{Entry, IndexHandle, Snapshot};
+use geowebdns::model::{Endpoint, EndpointType, Health, Jurisdiction, Tier};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const DEFAULT_TIGER: &str = "/work/shared/data/bench/tiger2019-places-us.geojson.gz";
+const STAMP: &str = "2026-11-26T00:00:00Z";
+/// Points checked against brute force per data set.
+const CHECK_POINTS: usize = 2_000;
+/// Points of the lookup benchmarks.
+const LOOKUP_POINTS: usize = 10_000;
+/// A write slower than this is timed by hand rather than with criterion.
+const SLOW_WRITE: Duration = Duration::from_millis(250);
+
+/// One jurisdiction of a data set.
+struct Feature {
+    record: Jurisdiction,
+    boundary: Arc<MultiPolygon<f64>>,
+}
+
+fn record(id: String, name: String, tier: Tier, area_km2: f64, source: &str) -> Jurisdiction {
+    Jurisdiction {
+        id,
+        name,
+        tier,
+        parent: None,
+        parent_override: false,
+        ocd_id: None,
+        external_ids: BTreeMap::new(),
+        source: Some(source.to_owned()),
+        license: Some("Public domain".to_owned()),
+        area_km2,
+        created_at: STAMP.to_owned(),
+        updated_at: STAMP.to_owned(),
+        version: 1,
+    }
+}
+
+fn endpoint(jurisdiction_id: &str, n: usize) -> Endpoint {
+    Endpoint {
+        id: format!("bench:{jurisdiction_id}:{n}"),
+        jurisdiction_id: jurisdiction_id.to_owned(),
+        specification: geowebdns::model::GEOREPORT_V2.to_owned(),
+        url: format!("https://open311.example.org/{n}/v2/"),
+        kind: EndpointType::Production,
+        formats: vec!["application/json".to_owned(), "text/xml".to_owned()],
+        open311_jurisdiction_id: None,
+        key_service: None,
+        discovery_url: None,
+        docs_url: None,
+        terms_url: None,
+        contact: None,
+        changeset: None,
+        last_checked: None,
+        last_ok: None,
+        status: "unknown".to_owned(),
+        created_at: STAMP.to_owned(),
+        updated_at: STAMP.to_owned(),
+        version: 1,
+        health: Health::default(),
+        services: Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------- loading
+
+/// Streams the features of a gzipped GeoJSON FeatureCollection.
+fn read_features(path: &Path, mut each: impl FnMut(&serde_json::Map<String, serde_json::Value>, MultiPolygon<f64>)) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = BufReader::with_capacity(1 << 20, GzDecoder::new(BufReader::new(file)));
+    let empty = serde_json::Map::new();
+    for feature in geojson::FeatureReader::from_reader(reader).features() {
+        let feature = feature.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let geometry =
+            feature.geometry.as_ref().unwrap_or_else(|| panic!("{}: a feature without geometry", path.display()));
+        let mp = geowebdns::geometry::from_geojson(geometry).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        each(feature.properties.as_ref().unwrap_or(&empty), mp);
+    }
+}
+
+fn prop<'a>(props: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> Option<&'a str> {
+    props.get(key).and_then(|v| v.as_str())
+}
+
+/// Reads bundled boundary files (properties `id`, `name`, `level`).
+fn load_bundled_files(paths: &[PathBuf]) -> Vec<Feature> {
+    let mut out = Vec::new();
+    for path in paths {
+        read_features(path, |props, mp| {
+            let id = prop(props, "id").unwrap_or_else(|| panic!("{}: a feature without id", path.display()));
+            let tier: Tier = prop(props, "level")
+                .unwrap_or("other")
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: {id}: {e}", path.display()));
+            let area = geowebdns::geometry::area_km2(&mp);
+            out.push(Feature {
+                record: record(id.to_owned(), prop(props, "name").unwrap_or(id).to_owned(), tier, area, "bundled"),
+                boundary: Arc::new(mp),
+            });
+        });
+    }
+    out
+}
+
+fn bundled_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("boundaries")
+}
+
+/// Every `boundaries/**/*.geojson.gz`, sorted.
+fn bundled_paths() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.to_string_lossy().ends_with(".geojson.gz") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&bundled_dir(), &mut out);
+    out.sort();
+    out
+}
+
+/// TIGER places (`GEOID`, `NAME`, `ALAND` + `AWATER` in m²).
+fn load_tiger(path: &Path) -> Vec<Feature> {
+    let mut out = Vec::new();
+    read_features(path, |props, mp| {
+        let geoid = prop(props, "GEOID").unwrap_or_else(|| panic!("{}: a feature without GEOID", path.display()));
+        let m2 = ["ALAND", "AWATER"].iter().filter_map(|k| props.get(*k).and_then(|v| v.as_f64())).sum::<f64>();
+        let mut rec = record(
+            format!("tiger-place:{geoid}"),
+            prop(props, "NAME").unwrap_or(geoid).to_owned(),
+            Tier::Place,
+            m2 / 1.0e6,
+            "U.S. Census Bureau TIGER/Line 2019 PLACE",
+        );
+        rec.external_ids.insert("geoid".to_owned(), geoid.to_owned());
+        out.push(Feature { record: rec, boundary: Arc::new(mp) });
+    });
+    out
+}
+
+fn synthetic(target: usize) -> Vec<Feature> {
+    let t = tessellation::generate(target, 2026 + target as u64);
+    t.polygons
+        .into_iter()
+        .map(|p| {
+            let tier = match p.level {
+                tessellation::Level::State => Tier::State,
+                tessellation::Level::County => Tier::County,
+                tessellation::Level::Place => Tier::Place,
+            };
+            Feature {
+                record: record(p.id, p.name, tier, p.area_km2, "synthetic tessellation"),
+                boundary: Arc::new(MultiPolygon(vec![p.polygon])),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Resident set size in bytes (Linux; `None` elsewhere).
+fn rss_bytes() -> Option<i64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn vertex_count(mp: &MultiPolygon<f64>) -> usize {
+    mp.0.iter().map(|p| p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>()).sum()
+}
+
+/// `n` points uniform in the bounding boxes of random features (as `benches/resolve.rs`).
+fn lookup_points(features: &[Feature], n: usize) -> Vec<Coord<f64>> {
+    use geo::BoundingRect;
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let mut pts = Vec::with_capacity(n);
+    while pts.len() < n {
+        let f = &features[rng.gen_range(0..features.len())];
+        let Some(bb) = f.boundary.bounding_rect() else { continue };
+        if bb.width() <= 0.0 || bb.height() <= 0.0 {
+            continue;
+        }
+        pts.push(Coord { x: rng.gen_range(bb.min().x..bb.max().x), y: rng.gen_range(bb.min().y..bb.max().y) });
+    }
+    pts
+}
+
+/// Each part scaled by 0.9 towards its bounding-box centre (a changed boundary).
+fn shrink(mp: &MultiPolygon<f64>) -> MultiPolygon<f64> {
+    use geo::{BoundingRect, MapCoords};
+    MultiPolygon(
+        mp.0.iter()
+            .map(|p| {
+                let c = p.bounding_rect().map_or(Coord { x: 0.0, y: 0.0 }, |r| r.center());
+                p.map_coords(|v| Coord { x: c.x + (v.x - c.x) * 0.9, y: c.y + (v.y - c.y) * 0.9 })
+            })
+            .collect(),
+    )
+}
+
+/// Runs one criterion benchmark through `iter_custom` and returns the median
+/// of its samples in nanoseconds per iteration (`None` when criterion did not
+/// run it, e.g. filtered out).
+fn bench_median(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    samples: usize,
+    mut routine: impl FnMut(u64) -> Duration,
+) -> Option<f64> {
+    let recorded = RefCell::new(Vec::new());
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let d = routine(iters);
+            recorded.borrow_mut().push(d.as_nanos() as f64 / iters.max(1) as f64);
+            d
+        })
+    });
+    let r = recorded.into_inner();
+    // Criterion's warm-up calls come first; the last `samples` calls are the measurement.
+    (r.len() >= samples).then(|| median(r[r.len() - samples..].to_vec()))
+}
+
+// ---------------------------------------------------------------- summary
+
+struct Row {
+    set: String,
+    metric: &'static str,
+    value: Option<f64>,
+    unit: &'static str,
+    /// Upper bound (same unit), if issue 7 sets one.
+    target: Option<f64>,
+}
+
+#[derive(Default)]
+struct Summary {
+    rows: Vec<Row>,
+}
+
+impl Summary {
+    fn add(&mut self, set: &str, metric: &'static str, value: Option<f64>, unit: &'static str, target: Option<f64>) {
+        self.rows.push(Row { set: set.to_owned(), metric, value, unit, target });
+    }
+
+    fn print(&self) {
+        println!();
+        println!("== summary (issue 7 targets; one run on a shared machine: compare ratios) ==");
+        println!("{:<10} {:<40} {:>14} {:>12}  status", "set", "figure", "value", "target");
+        for r in &self.rows {
+            let value = match r.value {
+                Some(v) if v.is_finite() => format!("{} {}", fmt_num(v), r.unit),
+                _ => "not run".to_owned(),
+            };
+            let (target, status) = match (r.target, r.value) {
+                (None, _) => (String::new(), ""),
+                (Some(t), Some(v)) if v.is_finite() => {
+                    (format!("<= {} {}", fmt_num(t), r.unit), if v <= t { "met" } else { "MISSED" })
+                }
+                (Some(t), _) => (format!("<= {} {}", fmt_num(t), r.unit), "-"),
+            };
+            println!("{:<10} {:<40} {:>14} {:>12}  {status}", r.set, r.metric, value, target);
+        }
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Issue-7 targets of one data set.
+#[derive(Default, Clone, Copy)]
+struct Targets {
+    lookup_ns: Option<f64>,
+    write_ms: Option<f64>,
+    build_s: Option<f64>,
+}
+
+// ---------------------------------------------------------------- options
+
+struct Options {
+    filter: Option<String>,
+    max_synth: usize,
+    quick: bool,
+}
+
+impl Options {
+    fn parse() -> Options {
+        // Criterion options that take a value (so it is not the filter).
+        const WITH_VALUE: [&str; 17] = [
+            "-c",
+            "--color",
+            "-s",
+            "--save-baseline",
+            "-b",
+            "--baseline",
+            "--baseline-lenient",
+            "--load-baseline",
+            "--sample-size",
+            "--warm-up-time",
+            "--measurement-time",
+            "--nresamples",
+            "--noise-threshold",
+            "--confidence-level",
+            "--significance-level",
+            "--profile-time",
+            "--plotting-backend",
+        ];
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut filter = None;
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            if a.starts_with('-') {
+                if (WITH_VALUE.contains(&a.as_str()) || a == "--output-format" || a == "--format") && !a.contains('=') {
+                    i += 1;
+                }
+            } else if filter.is_none() {
+                filter = Some(a.clone());
+            }
+            i += 1;
+        }
+        let quick = !args.iter().any(|a| a == "--bench");
+        let max_synth = std::env::var("GEOWEBDNS_BENCH_MAX")
+            .ok()
+            .map(|v| v.replace(['_', ','], "").parse().expect("GEOWEBDNS_BENCH_MAX must be a number"))
+            .unwrap_or(usize::MAX);
+        Options { filter, max_synth: if quick { max_synth.min(10_000) } else { max_synth }, quick }
+    }
+
+    /// Whether data set `set` can match the filter (a filter that does not
+    /// start with a data-set name runs every data set).
+    fn wants(&self, set: &str) -> bool {
+        let Some(f) = &self.filter else { return true };
+        let lead: String = f.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let names_a_set = !lead.is_empty()
+            && ["bundled", "tiger", "synth"].iter().any(|k| lead.starts_with(k) || k.starts_with(lead.as_str()));
+        !names_a_set || lead.starts_with(set) || set.starts_with(lead.as_str())
+    }
+}
+
+// ---------------------------------------------------------------- one data set
+
+fn run_set(
+    c: &mut Criterion,
+    summary: &mut Summary,
+    set: &str,
+    features: Vec<Feature>,
+    targets: Targets,
+    memory: Option<Memory>,
+    quick: bool,
+) {
+    let vertices: usize = features.iter().map(|f| vertex_count(&f.boundary)).sum();
+    let parts: usize = features.iter().map(|f| f.boundary.0.len()).sum();
+    let max_v = features.iter().map(|f| vertex_count(&f.boundary)).max().unwrap_or(0);
+    println!();
+    println!(
+        "== {set}: {} jurisdictions, {parts} polygon parts, {vertices} vertices (largest boundary {max_v})",
+        features.len()
+    );
+    let large = features.len() >= 50_000 || vertices >= 5_000_000;
+    let build_reps = if quick {
+        1
+    } else if large {
+        3
+    } else {
+        5
+    };
+
+    // 1. Preparation: the geometry (spatial::prepare), then the entries
+    // around it (record + rendered JSON); together that is Entry::new.
+    let started = Instant::now();
+    let prepared: Vec<_> = features.iter().map(|f| prepare(&f.boundary)).collect();
+    let prepare_time = started.elapsed();
+    let started = Instant::now();
+    let entries: Vec<Arc<Entry>> = features
+        .iter()
+        .zip(prepared)
+        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
+        .collect();
+    let entry_time = started.elapsed();
+    let json_bytes: usize = entries.iter().map(|e| e.json.get().len()).sum();
+    let preparation = prepare_time + entry_time;
+    println!(
+        "preparation (= Entry::new x {}): {:.0} ms = spatial::prepare {:.0} ms + Entry::with_prepared (record, \
+         {} bytes of JSON) {:.0} ms (1 run)",
+        entries.len(),
+        ms(preparation),
+        ms(prepare_time),
+        json_bytes,
+        ms(entry_time)
+    );
+
+    // 2. Index build.
+    let started = Instant::now();
+    let snapshot = Snapshot::build(1, entries.clone());
+    let mut builds = vec![ms(started.elapsed())];
+    for _ in 1..build_reps {
+        let started = Instant::now();
+        let s = Snapshot::build(1, entries.clone());
+        builds.push(ms(started.elapsed()));
+        drop(s);
+    }
+    let build = median(builds.clone());
+    let started = Instant::now();
+    let spatial =
+        SpatialIndex::build(entries.iter().enumerate().map(|(i, e)| (i as u32, e.prepared.clone())).collect());
+    let spatial_build = started.elapsed();
+    println!(
+        "Snapshot::build: median {build:.0} ms of {build_reps} ({}); SpatialIndex::build from the same prepared \
+         geometry: {:.0} ms (1 run)",
+        builds.iter().map(|b| format!("{b:.0}")).collect::<Vec<_>>().join(", "),
+        ms(spatial_build)
+    );
+    {
+        // Where the rest of Snapshot::build goes, replicated with public
+        // fields (the answer-order sort and the id map, as src/index/mod.rs
+        // does them today): diagnostics for the lead, not a target.
+        let mut order = entries.clone();
+        let started = Instant::now();
+        order.sort_by(|a, b| {
+            (a.record.tier.rank(), b.record.area_km2, &a.record.id)
+                .partial_cmp(&(b.record.tier.rank(), a.record.area_km2, &b.record.id))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let sort = started.elapsed();
+        let started = Instant::now();
+        let ids: HashMap<String, u32> =
+            order.iter().enumerate().map(|(slot, e)| (e.record.id.clone(), slot as u32)).collect();
+        let id_map = started.elapsed();
+        black_box(ids.len());
+        drop(ids);
+        // Snapshot::build feeds the spatial index in answer order (by tier and
+        // area, spatially random), the data sets come in file order.
+        let started = Instant::now();
+        let in_order =
+            SpatialIndex::build(order.iter().enumerate().map(|(i, e)| (i as u32, e.prepared.clone())).collect());
+        let spatial_ordered = started.elapsed();
+        drop(in_order);
+        println!(
+            "  Snapshot::build parts (replicated): sort into answer order {:.0} ms, id map {:.0} ms, \
+             SpatialIndex::build {:.0} ms with entries in answer order ({:.0} ms in data-set order) (1 run each)",
+            ms(sort),
+            ms(id_map),
+            ms(spatial_ordered),
+            ms(spatial_build)
+        );
+    }
+    summary.add(set, "preparation (Entry::new, all)", Some(ms(preparation)), "ms", None);
+    summary.add(set, "Snapshot::build (median)", Some(build), "ms", None);
+    summary.add(
+        set,
+        "index build = preparation + Snapshot::build",
+        Some((ms(preparation) + build) / 1e3),
+        "s",
+        targets.build_s,
+    );
+
+    // Memory (measured in a fresh process, see `memory_in_child`).
+    let per_vertex = |bytes: f64| bytes / vertices.max(1) as f64;
+    let coords = vertices as f64 * 16.0;
+    if let Some(m) = memory.filter(|m| m.vertices == vertices) {
+        let total = coords + m.geometry + m.snapshot;
+        println!(
+            "resident memory per vertex (fresh process): boundary coordinates {:.1} B (counted) + prepared geometry \
+             {:.1} B (RSS delta across spatial::prepare: edge bands) + Snapshot::build {:.1} B (RSS delta: R-tree, \
+             grid, part table, id map, entry order) = index {:.1} B/vertex ({:.0} MiB); not counted in it: records \
+             and rendered JSON {:.1} B/vertex (RSS delta across Entry::with_prepared)",
+            per_vertex(coords),
+            per_vertex(m.geometry),
+            per_vertex(m.snapshot),
+            per_vertex(total),
+            total / (1u64 << 20) as f64,
+            per_vertex(m.records)
+        );
+        summary.add(set, "index memory incl. coordinates", Some(per_vertex(total)), "B/vertex", Some(32.0));
+        summary.add(set, "  prepared geometry (RSS delta)", Some(per_vertex(m.geometry)), "B/vertex", None);
+        summary.add(set, "  Snapshot::build (RSS delta)", Some(per_vertex(m.snapshot)), "B/vertex", None);
+        summary.add(set, "records + JSON (not in the figure above)", Some(per_vertex(m.records)), "B/vertex", None);
+    } else {
+        println!("resident memory: not measured (/proc/self/statm unreadable or the child process failed)");
+        summary.add(set, "index memory incl. coordinates", None, "B/vertex", Some(32.0));
+    }
+
+    // 3. Correctness gate.
+    let index_of: HashMap<&str, u32> =
+        features.iter().enumerate().map(|(i, f)| (f.record.id.as_str(), i as u32)).collect();
+    let polygons: Vec<&Polygon<f64>> = features.iter().flat_map(|f| f.boundary.0.iter()).collect();
+    let sample = tessellation::sample_points(&polygons, CHECK_POINTS, 7);
+    let points: Vec<Coord<f64>> = sample.iter().map(|s| s.0).collect();
+    let started = Instant::now();
+    let expected = brute::covering(&features.iter().map(|f| &*f.boundary).collect::<Vec<_>>(), &points);
+    let brute_time = started.elapsed();
+    let mut out = Vec::with_capacity(64);
+    let mut max_hits = 0;
+    let mut multi = 0;
+    for (k, ((c, kind), want)) in sample.iter().zip(&expected).enumerate() {
+        snapshot.resolve_into(c.x, c.y, &mut out);
+        let mut got: Vec<u32> = out
+            .iter()
+            .map(|&slot| {
+                let e = snapshot.entry(slot).expect("a slot of resolve_into names an entry");
+                index_of[e.record.id.as_str()]
+            })
+            .collect();
+        got.sort_unstable();
+        let ids = |v: &[u32]| v.iter().map(|&i| features[i as usize].record.id.as_str()).collect::<Vec<_>>();
+        assert!(
+            got == *want,
+            "{set}: Snapshot::resolve_into disagrees with brute force at point #{k} ({:?}, {:?}): index {:?}, brute force {:?}",
+            c,
+            kind,
+            ids(&got),
+            ids(want)
+        );
+        for (name, rtree_only) in [("SpatialIndex::query", false), ("SpatialIndex::query_rtree_only", true)] {
+            out.clear();
+            if rtree_only {
+                spatial.query_rtree_only(c.x, c.y, &mut out);
+            } else {
+                spatial.query(c.x, c.y, &mut out);
+            }
+            out.sort_unstable();
+            assert!(
+                out == *want,
+                "{set}: {name} disagrees with brute force at point #{k} ({c:?}, {kind:?}): index {:?}, brute force {:?}",
+                ids(&out),
+                ids(want)
+            );
+        }
+        max_hits = max_hits.max(want.len());
+        multi += usize::from(want.len() >= 2);
+    }
+    let kinds = |k: tessellation::PointKind| sample.iter().filter(|s| s.1 == k).count();
+    println!(
+        "correctness: {} points ({} uniform, {} exact vertices, {} on edges, {} near vertices) agree with brute force \
+         ({:.1} s) for resolve_into, query and query_rtree_only; {multi} covered by 2+ jurisdictions, at most {max_hits}",
+        sample.len(),
+        kinds(tessellation::PointKind::Uniform),
+        kinds(tessellation::PointKind::Vertex),
+        kinds(tessellation::PointKind::OnEdge),
+        kinds(tessellation::PointKind::NearVertex),
+        brute_time.as_secs_f64()
+    );
+    drop(expected);
+
+    // 4. Lookups.
+    let pts = lookup_points(&features, LOOKUP_POINTS);
+    let mut g = c.benchmark_group(format!("{set}_lookup"));
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_millis(1500));
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    let single = bench_median(&mut g, "single", 20, |iters| {
+        let started = Instant::now();
+        for _ in 0..iters {
+            let p = pts[i % pts.len()];
+            i = i.wrapping_add(1);
+            snapshot.resolve_into(black_box(p.x), black_box(p.y), &mut out);
+            black_box(out.len());
+        }
+        started.elapsed()
+    });
+    let rtree_single = bench_median(&mut g, "rtree_only_single", 20, |iters| {
+        let started = Instant::now();
+        for _ in 0..iters {
+            let p = pts[i % pts.len()];
+            i = i.wrapping_add(1);
+            out.clear();
+            spatial.query_rtree_only(black_box(p.x), black_box(p.y), &mut out);
+            black_box(out.len());
+        }
+        started.elapsed()
+    });
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(pts.len() as u64));
+    let batch = bench_median(&mut g, "batch_10k", 10, |iters| {
+        let started = Instant::now();
+        for _ in 0..iters {
+            let mut hits = 0usize;
+            for p in &pts {
+                snapshot.resolve_into(p.x, p.y, &mut out);
+                hits += out.len();
+            }
+            black_box(hits);
+        }
+        started.elapsed()
+    })
+    .map(|v| v / pts.len() as f64);
+    let rtree_batch = bench_median(&mut g, "rtree_only_batch_10k", 10, |iters| {
+        let started = Instant::now();
+        for _ in 0..iters {
+            let mut hits = 0usize;
+            for p in &pts {
+                out.clear();
+                spatial.query_rtree_only(p.x, p.y, &mut out);
+                hits += out.len();
+            }
+            black_box(hits);
+        }
+        started.elapsed()
+    })
+    .map(|v| v / pts.len() as f64);
+    g.finish();
+    let hits: usize = pts
+        .iter()
+        .map(|p| {
+            snapshot.resolve_into(p.x, p.y, &mut out);
+            out.len()
+        })
+        .sum();
+    let f = |v: Option<f64>| v.map_or("not run".to_owned(), |v| format!("{v:.0} ns"));
+    println!(
+        "lookup medians per point: resolve_into single {}, batch_10k {}; R-tree only single {}, batch_10k {} \
+         ({:.2} answers per lookup point)",
+        f(single),
+        f(batch),
+        f(rtree_single),
+        f(rtree_batch),
+        hits as f64 / pts.len() as f64
+    );
+    summary.add(set, "lookup single (resolve_into)", single, "ns/pt", targets.lookup_ns);
+    summary.add(set, "lookup batch 10k (resolve_into)", batch, "ns/pt", targets.lookup_ns);
+    summary.add(set, "R-tree only single", rtree_single, "ns/pt", None);
+    summary.add(set, "R-tree only batch 10k", rtree_batch, "ns/pt", None);
+    drop(spatial);
+
+    // 5. Writes.
+    let handle = IndexHandle::new(Arc::new(snapshot));
+    // The target: the middle jurisdiction of the most local tier.
+    let finest = features.iter().map(|f| f.record.tier).max().expect("a data set is not empty");
+    let local: Vec<&Feature> = features.iter().filter(|f| f.record.tier == finest).collect();
+    let target = local[local.len() / 2];
+    let id = target.record.id.clone();
+    let old = Arc::clone(handle.current().get(&id).expect("the target is in the snapshot"));
+    let mut rec = old.record.clone();
+    rec.version += 1;
+    let register = [
+        Arc::new(Entry::with_prepared(
+            rec.clone(),
+            Arc::clone(&old.boundary),
+            old.prepared.clone(),
+            vec![endpoint(&id, 1)],
+        )),
+        Arc::new(Entry::with_prepared(
+            rec.clone(),
+            Arc::clone(&old.boundary),
+            old.prepared.clone(),
+            vec![endpoint(&id, 1), endpoint(&id, 2)],
+        )),
+    ];
+    let started = Instant::now();
+    let changed = Arc::new(Entry::new(rec.clone(), Arc::new(shrink(&old.boundary)), Vec::new()));
+    let prepare_one = started.elapsed();
+    let replace = [changed, Arc::new(Entry::new(rec, Arc::clone(&old.boundary), Vec::new()))];
+    println!(
+        "writes target `{id}` ({} vertices; preparing its changed boundary with Entry::new took {:.2} ms, not counted below)",
+        old.vertices,
+        ms(prepare_one)
+    );
+    let version = std::cell::Cell::new(1i64);
+    let publish_times = RefCell::new(Vec::new());
+    // One write: (with_changes + publish, publish alone).
+    let write = |entry: &Arc<Entry>| -> Duration {
+        let started = Instant::now();
+        let current = handle.current();
+        let v = current.version() + 1;
+        let next = current.with_changes(v, vec![(id.clone(), Some(Arc::clone(entry)))]);
+        drop(current);
+        let publish_started = Instant::now();
+        let swapped = handle.publish(next);
+        let end = Instant::now();
+        assert!(swapped, "publish of version {v} refused");
+        version.set(v);
+        publish_times.borrow_mut().push(end - publish_started);
+        end - started
+    };
+    // Probe one write of each kind, and check it is visible.
+    let mut probes = Vec::new();
+    for (kind, pair) in [("register_endpoint", &register), ("replace_boundary", &replace)] {
+        probes.push(write(&pair[0]));
+        let cur = handle.current();
+        let seen = cur.get(&id).expect("the written jurisdiction is in the new snapshot");
+        assert!(Arc::ptr_eq(seen, &pair[0]), "{set}: {kind}: the write is not visible after publish");
+        assert_eq!(cur.entries().len(), features.len(), "{set}: {kind}: a write changed the jurisdiction count");
+        assert_eq!(cur.version(), version.get());
+    }
+    let mut g = c.benchmark_group(format!("{set}_write"));
+    let probe = probes.iter().copied().max().unwrap_or_default();
+    let manual = probe > SLOW_WRITE || quick;
+    for (k, (kind, pair)) in [("register_endpoint", &register), ("replace_boundary", &replace)].into_iter().enumerate()
+    {
+        publish_times.borrow_mut().clear();
+        let mut flip = 0usize;
+        let mut one = || {
+            flip += 1;
+            write(&pair[flip % 2])
+        };
+        let (value, how) = if manual {
+            // The probe write counts as the first of them.
+            let reps = if quick { 1 } else { 3 };
+            let mut times = vec![ms(probes[k])];
+            times.extend((1..reps).map(|_| ms(one())));
+            (Some(median(times)), format!("median of {reps} manual writes"))
+        } else {
+            g.sample_size(10)
+                .sampling_mode(SamplingMode::Flat)
+                .warm_up_time(Duration::from_millis(200))
+                .measurement_time((probe * 12).max(Duration::from_millis(500)));
+            let v = bench_median(&mut g, kind, 10, |iters| (0..iters).map(|_| one()).sum()).map(|ns| ns / 1e6);
+            (v, "criterion median".to_owned())
+        };
+        let publish = median(publish_times.borrow().iter().map(|&d| ms(d)).collect());
+        if let Some(v) = value {
+            println!("write {kind}: {v:.2} ms until visible ({how}); IndexHandle::publish alone {publish:.3} ms");
+        }
+        let metric = if kind == "register_endpoint" {
+            "write visible: register endpoint"
+        } else {
+            "write visible: replace boundary"
+        };
+        summary.add(set, metric, value, "ms", targets.write_ms);
+    }
+    g.finish();
+    if manual && !quick {
+        println!("(writes took {:.0} ms > {} ms: timed by hand, criterion skipped)", ms(probe), SLOW_WRITE.as_millis());
+    }
+    // The last write is visible and consistent.
+    let cur = handle.current();
+    assert_eq!(cur.version(), version.get());
+    let mut a = Vec::new();
+    for p in pts.iter().take(200) {
+        cur.resolve_into(p.x, p.y, &mut a);
+        assert!(a.windows(2).all(|w| w[0] < w[1]), "{set}: answer slots are not in answer order");
+    }
+}
+
+const SETS: [&str; 5] = ["bundled", "tiger", "synth_1e4", "synth_1e5", "synth_1e6"];
+/// Set by the parent process: measure the memory of this one data set and exit.
+const MEMORY_CHILD: &str = "GEOWEBDNS_BENCH_MEMORY_CHILD";
+
+fn tiger_path() -> PathBuf {
+    std::env::var_os("GEOWEBDNS_TIGER_PLACES").map_or_else(|| PathBuf::from(DEFAULT_TIGER), PathBuf::from)
+}
+
+fn synth_size(set: &str) -> usize {
+    match set {
+        "synth_1e4" => 10_000,
+        "synth_1e5" => 100_000,
+        _ => 1_000_000,
+    }
+}
+
+fn targets(set: &str) -> Targets {
+    match set {
+        "bundled" => Targets { lookup_ns: Some(150.0), ..Targets::default() },
+        "tiger" => Targets { lookup_ns: Some(400.0), ..Targets::default() },
+        "synth_1e5" => Targets { write_ms: Some(10.0), ..Targets::default() },
+        "synth_1e6" => Targets { lookup_ns: Some(1000.0), write_ms: Some(100.0), build_s: Some(10.0) },
+        _ => Targets::default(),
+    }
+}
+
+/// Loads (or generates) a data set; `None`, with one printed line, when its file is absent.
+fn load_set(set: &str) -> Option<Vec<Feature>> {
+    let started = Instant::now();
+    let features = match set {
+        "bundled" => load_bundled_files(&bundled_paths()),
+        "tiger" => {
+            let path = tiger_path();
+            if !path.is_file() {
+                println!("skipping TIGER places: {} not found; set GEOWEBDNS_TIGER_PLACES", path.display());
+                return None;
+            }
+            let mut features = load_tiger(&path);
+            let dir = bundled_dir();
+            features
+                .extend(load_bundled_files(&[dir.join("us/states.geojson.gz"), dir.join("us/counties.geojson.gz")]));
+            features
+        }
+        _ => synthetic(synth_size(set)),
+    };
+    println!("loaded {set} in {:.1} s", started.elapsed().as_secs_f64());
+    Some(features)
+}
+
+/// Resident memory of one data set's index, in bytes.
+#[derive(Clone, Copy, Debug)]
+struct Memory {
+    vertices: usize,
+    /// RSS delta across `spatial::prepare` of every boundary.
+    geometry: f64,
+    /// RSS delta across `Entry::with_prepared` (records, rendered JSON).
+    records: f64,
+    /// RSS delta across the first `Snapshot::build`.
+    snapshot: f64,
+}
+
+/// Measures [`Memory`] in this process (call it in a fresh one).
+fn measure_memory(features: &[Feature]) -> Option<Memory> {
+    let rss0 = rss_bytes()?;
+    let prepared: Vec<_> = features.iter().map(|f| prepare(&f.boundary)).collect();
+    let rss1 = rss_bytes()?;
+    let entries: Vec<Arc<Entry>> = features
+        .iter()
+        .zip(prepared)
+        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
+        .collect();
+    let rss2 = rss_bytes()?;
+    let snapshot = Snapshot::build(1, entries);
+    let rss3 = rss_bytes()?;
+    black_box(&snapshot);
+    Some(Memory {
+        vertices: features.iter().map(|f| vertex_count(&f.boundary)).sum(),
+        geometry: (rss1 - rss0) as f64,
+        records: (rss2 - rss1) as f64,
+        snapshot: (rss3 - rss2) as f64,
+    })
+}
+
+/// Runs [`measure_memory`] for `set` in a child process (this executable
+/// again), so that memory freed by earlier data sets cannot be reused and
+/// hide part of the cost.
+fn memory_in_child(set: &str) -> Option<Memory> {
+    let exe = std::env::current_exe().ok()?;
+    let out =
+        std::process::Command::new(exe).env(MEMORY_CHILD, set).stderr(std::process::Stdio::inherit()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("SCALE-MEMORY "))?;
+    let f: Vec<f64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    match f[..] {
+        [v, g, r, s] => Some(Memory { vertices: v as usize, geometry: g, records: r, snapshot: s }),
+        _ => None,
+    }
+}
+
+fn main() {
+    if let Ok(set) = std::env::var(MEMORY_CHILD) {
+        if let Some(m) = load_set(&set).and_then(|f| measure_memory(&f)) {
+            println!("SCALE-MEMORY {} {} {} {}", m.vertices, m.geometry, m.records, m.snapshot);
+        }
+        return;
+    }
+    let opts = Options::parse();
+    let mut c = Criterion::default().configure_from_args();
+    let mut summary = Summary::default();
+    let run_started = Instant::now();
+    if opts.quick {
+        println!("(not run with --bench: quick mode, bundled and synth_1e4 only, one sample each)");
+    }
+    for set in SETS {
+        if !opts.wants(set) || (opts.quick && set == "tiger") {
+            continue;
+        }
+        if set.starts_with("synth") && synth_size(set) > opts.max_synth {
+            println!("skipping {set}: larger than GEOWEBDNS_BENCH_MAX={}", opts.max_synth);
+            continue;
+        }
+        if set == "tiger" && !tiger_path().is_file() {
+            println!("skipping TIGER places: {} not found; set GEOWEBDNS_TIGER_PLACES", tiger_path().display());
+            continue;
+        }
+        let memory = memory_in_child(set);
+        let Some(features) = load_set(set) else { continue };
+        run_set(&mut c, &mut summary, set, features, targets(set), memory, opts.quick);
+    }
+    c.final_summary();
+    summary.print();
+    println!("(whole run: {:.0} s)", run_started.elapsed().as_secs_f64());
+}

@@ -220,9 +220,9 @@ fn one_write_gives_the_same_answers_as_a_full_build() {
 /// the same answers (also equal to brute force over `entries`), at points all
 /// over the set and around the changed entries.
 fn compare(incremental: &Snapshot, full: &Snapshot, entries: &[Arc<Entry>], around: &[&Arc<Entry>]) {
-    let ids = |s: &Snapshot| s.entries().iter().map(|e| e.record.id.clone()).collect::<Vec<_>>();
+    let ids = |s: &Snapshot| s.entries().map(|e| e.record.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(incremental), ids(full), "entry order");
-    for (a, b) in incremental.entries().iter().zip(full.entries()) {
+    for (a, b) in incremental.entries().zip(full.entries()) {
         assert!(Arc::ptr_eq(a, b), "{}: same entry", a.record.id);
     }
     let mut points: Vec<(Coord<f64>, PointKind)> = sample(entries, 2_000, 5);

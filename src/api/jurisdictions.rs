@@ -91,7 +91,6 @@ pub(crate) async fn list(
     let snapshot = state.index.current();
     let mut matches: Vec<_> = snapshot
         .entries()
-        .iter()
         .filter(|e| tiers.is_none_or(|t| t.contains(e.record.tier)))
         .filter(|e| parent.is_none_or(|p| e.record.parent.as_deref() == Some(p)))
         .filter(|e| ocd_id.is_none_or(|o| e.record.ocd_id.as_deref() == Some(o)))

@@ -200,8 +200,11 @@ pub enum BuildKind {
 /// with [`Snapshot::rebased`].
 pub struct Snapshot {
     version: i64,
-    /// Entries in answer order.
+    /// Entries in answer order (where `patched` has no newer one).
     entries: Arc<Vec<Arc<Entry>>>,
+    /// Slot -> entry replacing the one in `entries` (writes that keep an
+    /// entry's rank only add here, so they copy no `entries`).
+    patched: Arc<HashMap<u32, Arc<Entry>>>,
     /// Slot -> key (parallel to `entries`).
     keys: Arc<Vec<u32>>,
     /// Key -> slot, `u32::MAX` for a key whose jurisdiction is gone.
@@ -281,6 +284,7 @@ impl Snapshot {
             slot_of: Arc::new((0..n).collect()),
             identity: true,
             entries: Arc::new(entries),
+            patched: Arc::default(),
             by_id: Arc::new(by_id),
             endpoint_owners: Arc::new(endpoint_owners),
             next_key: n,
@@ -312,12 +316,28 @@ impl Snapshot {
     }
 
     /// All entries in answer order.
-    pub fn entries(&self) -> &[Arc<Entry>] {
-        &self.entries
+    pub fn entries(&self) -> Entries<'_> {
+        Entries { snapshot: self, inner: self.entries.iter().enumerate() }
+    }
+
+    /// Number of jurisdictions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the snapshot holds no jurisdiction.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The entry at `slot` (as returned by [`Snapshot::resolve_into`]).
+    #[inline]
     pub fn entry(&self, slot: u32) -> Option<&Arc<Entry>> {
+        if !self.patched.is_empty() {
+            if let Some(e) = self.patched.get(&slot) {
+                return Some(e);
+            }
+        }
         self.entries.get(slot as usize)
     }
 
@@ -422,7 +442,7 @@ impl Snapshot {
     /// [`Entry::with_prepared`]) keeps its place in the base.
     pub fn with_changes(&self, version: i64, changed: Vec<(String, Option<Arc<Entry>>)>) -> Snapshot {
         let started = Instant::now();
-        let mut entries: Vec<Arc<Entry>> = (*self.entries).clone();
+        let mut patched = Arc::clone(&self.patched);
         let mut by_id = Arc::clone(&self.by_id);
         let mut endpoint_owners = Arc::clone(&self.endpoint_owners);
         let mut geometry_changed = (*self.changed).clone();
@@ -444,7 +464,7 @@ impl Snapshot {
             let Some(next) = last.remove(&id) else { continue };
             let old = by_id.get(&id).copied().and_then(|key| Some((key, self.slot(key)?)));
             if let Some((_, slot)) = old {
-                if let Some(e) = entries.get(slot as usize) {
+                if let Some(e) = self.entry(slot) {
                     if !e.endpoints.is_empty() {
                         let owners = Arc::make_mut(&mut endpoint_owners);
                         for ep in &e.endpoints {
@@ -471,12 +491,12 @@ impl Snapshot {
             }
             match (old, next) {
                 (Some((key, slot)), Some(entry)) => {
-                    let Some(current) = entries.get_mut(slot as usize) else { continue };
+                    let Some(current) = self.entry(slot) else { continue };
                     if !Arc::ptr_eq(&current.prepared, &entry.prepared) {
                         geometry_changed.insert(key, version);
                     }
                     if answer_order(current, &entry).is_eq() {
-                        *current = entry;
+                        Arc::make_mut(&mut patched).insert(slot, entry);
                     } else {
                         vacated.push(slot);
                         inserts.push((key, entry));
@@ -498,19 +518,32 @@ impl Snapshot {
             }
         }
         let reordered = !vacated.is_empty() || !inserts.is_empty();
+        // Patches are folded into the list when it is copied anyway, or
+        // when there are many of them.
+        let fold = reordered || patched.len() > compaction_threshold(self.entries.len()) * 16;
+        let mut entries = Arc::clone(&self.entries);
+        if fold && !reordered {
+            let mut list = (*self.entries).clone();
+            for (&slot, e) in patched.iter() {
+                if let Some(x) = list.get_mut(slot as usize) {
+                    *x = e.clone();
+                }
+            }
+            entries = Arc::new(list);
+            patched = Arc::default();
+        }
         let (keys, slot_of, identity) = if reordered {
             vacated.sort_unstable();
             let mut gone = vacated.iter().peekable();
-            let mut slot = 0u32;
-            let mut kept = Vec::with_capacity(entries.len() + inserts.len());
-            for (e, &k) in entries.drain(..).zip(self.keys.iter()) {
+            let mut kept = Vec::with_capacity(self.entries.len() + inserts.len());
+            for ((slot, e), &k) in (0u32..).zip(self.entries.iter()).zip(self.keys.iter()) {
                 if gone.peek() == Some(&&slot) {
                     gone.next();
                 } else {
-                    kept.push((e, k));
+                    kept.push((patched.get(&slot).unwrap_or(e).clone(), k));
                 }
-                slot += 1;
             }
+            patched = Arc::default();
             if inserts.len() > 64 {
                 kept.extend(inserts.into_iter().map(|(k, e)| (e, k)));
                 kept.sort_by(|a, b| answer_order(&a.0, &b.0));
@@ -521,7 +554,7 @@ impl Snapshot {
                 }
             }
             let (e, k): (Vec<_>, Vec<_>) = kept.into_iter().unzip();
-            entries = e;
+            entries = Arc::new(e);
             let mut slot_of = vec![u32::MAX; next_key as usize];
             for (slot, &k) in (0u32..).zip(&k) {
                 if let Some(s) = slot_of.get_mut(k as usize) {
@@ -535,7 +568,8 @@ impl Snapshot {
         };
         let mut next = Snapshot {
             version,
-            entries: Arc::new(entries),
+            entries,
+            patched,
             keys,
             slot_of,
             identity,
@@ -569,7 +603,7 @@ impl Snapshot {
             if let Some(w) = dead.get_mut((key / 64) as usize) {
                 *w |= 1 << (key % 64);
             }
-            if let Some(e) = self.slot(key).and_then(|s| self.entries.get(s as usize)) {
+            if let Some(e) = self.slot(key).and_then(|s| self.entry(s)) {
                 live.push((key, e.prepared.clone()));
             }
         }
@@ -586,6 +620,7 @@ impl Snapshot {
         let mut next = Snapshot {
             version: self.version,
             entries: Arc::clone(&self.entries),
+            patched: Arc::clone(&self.patched),
             keys: Arc::clone(&self.keys),
             slot_of: Arc::clone(&self.slot_of),
             identity: self.identity,
@@ -609,9 +644,34 @@ impl Snapshot {
     /// prepared index is reused; the R-tree and grid are built anew). Slow:
     /// call off the request path.
     pub fn build_base(&self) -> SpatialIndex {
-        SpatialIndex::build(self.entries.iter().zip(self.keys.iter()).map(|(e, &k)| (k, e.prepared.clone())).collect())
+        SpatialIndex::build(self.entries().zip(self.keys.iter()).map(|(e, &k)| (k, e.prepared.clone())).collect())
     }
 }
+
+/// The entries of a [`Snapshot`] in answer order ([`Snapshot::entries`]).
+pub struct Entries<'a> {
+    snapshot: &'a Snapshot,
+    inner: std::iter::Enumerate<std::slice::Iter<'a, Arc<Entry>>>,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = &'a Arc<Entry>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (slot, e) = self.inner.next()?;
+        if self.snapshot.patched.is_empty() {
+            return Some(e);
+        }
+        Some(u32::try_from(slot).ok().and_then(|s| self.snapshot.patched.get(&s)).unwrap_or(e))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}
 
 /// Errors building a snapshot from the store.
 #[derive(Debug, thiserror::Error)]
@@ -933,7 +993,7 @@ mod tests {
 
     fn assert_same(incremental: &Snapshot, live: &HashMap<String, Arc<Entry>>, rng: &mut impl Rng, step: usize) {
         let full = Snapshot::build(incremental.version(), live.values().cloned().collect());
-        let ids = |s: &Snapshot| s.entries().iter().map(|e| e.record.id.clone()).collect::<Vec<_>>();
+        let ids = |s: &Snapshot| s.entries().map(|e| e.record.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(incremental), ids(&full), "answer order, step {step}");
         assert_eq!(incremental.stats().jurisdictions, full.stats().jurisdictions, "step {step}");
         assert_eq!(incremental.stats().polygons, full.stats().polygons, "step {step}");
@@ -1034,6 +1094,9 @@ mod tests {
         let e = Entry::with_prepared(old.record.clone(), old.boundary.clone(), old.prepared.clone(), vec![]);
         let next = s.with_changes(2, vec![("j5".to_owned(), Some(Arc::new(e)))]);
         assert!(Arc::ptr_eq(&s.base, &next.base) && Arc::ptr_eq(&s.keys, &next.keys));
+        assert!(Arc::ptr_eq(&s.entries, &next.entries), "a same-rank write copies no entry list");
+        assert_eq!(next.get("j5").map(|e| e.endpoints.len()), Some(0));
+        assert_eq!(next.entries().filter(|e| e.record.id == "j5").count(), 1);
         assert_eq!(next.overlay_len(), 0);
         assert!(next.identity);
         let replaced = Entry::new(old.record.clone(), Arc::new(square(0.0, 0.0, 1.0)), vec![]);

@@ -30,7 +30,7 @@ pub fn answer(snapshot: &Snapshot, ctx: &Context, req: Request) -> Result<String
         Request::FindService(f) => find_service(snapshot, ctx, f),
         Request::ListServices { service, path } => {
             check_path(ctx, &path)?;
-            let offered = offered(snapshot.entries().iter());
+            let offered = offered(snapshot.entries());
             let list = children(&offered, service.as_deref(), true)?;
             let mut w = Writer::new();
             w.open("listServicesResponse", &[("xmlns", LOST_NS)]);
@@ -41,7 +41,7 @@ pub fn answer(snapshot: &Snapshot, ctx: &Context, req: Request) -> Result<String
         Request::ListServicesByLocation { location, service, path } => {
             check_path(ctx, &path)?;
             // The service must be ours and offered somewhere, even if not here.
-            let everywhere = offered(snapshot.entries().iter());
+            let everywhere = offered(snapshot.entries());
             children(&everywhere, service.as_deref(), true)?;
             let here = covering(snapshot, location.shape)?;
             let offered_here = offered(here.into_iter());
@@ -80,7 +80,7 @@ pub fn answer(snapshot: &Snapshot, ctx: &Context, req: Request) -> Result<String
 fn find_service(snapshot: &Snapshot, ctx: &Context, f: FindService) -> Result<String, LostError> {
     check_path(ctx, &f.path)?;
     let urn = ours(&f.service)?;
-    if !snapshot.entries().iter().any(|e| e.endpoints.iter().any(|ep| urn.served_by(ep))) {
+    if !snapshot.entries().any(|e| e.endpoints.iter().any(|ep| urn.served_by(ep))) {
         return Err(LostError::ServiceNotImplemented(format!("no endpoint of this server offers {urn}")));
     }
     let here = covering(snapshot, f.location.shape)?;
@@ -248,7 +248,6 @@ fn covering(snapshot: &Snapshot, shape: Shape) -> Result<Vec<&Arc<Entry>>, LostE
             // Only entries with an endpoint can appear in an answer, so only they are tested.
             Ok(snapshot
                 .entries()
-                .iter()
                 .filter(|e| !e.endpoints.is_empty())
                 .filter(|e| e.boundary.bounding_rect().is_some_and(|b| b.intersects(&bbox)))
                 .filter(|e| circle.intersects(&*e.boundary))

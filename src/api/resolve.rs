@@ -6,7 +6,7 @@
 use super::cache;
 use super::locate::{self, Hit, HitJson, LocateOptions};
 use super::params::{self, Location, TierSet};
-use crate::error::{ApiError, Json, Query};
+use crate::error::{ApiError, Json};
 use crate::index::Snapshot;
 use crate::AppState;
 use axum::extract::State;
@@ -92,8 +92,9 @@ fn render_one(
 pub(crate) async fn resolve_one(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<Vec<(String, String)>>,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
+    let q = params::pairs(uri.query());
     let (loc, opts) = locate::query(&q, &state)?;
     let snapshot = state.index.current();
     let hits = locate::locate(&snapshot, loc, &opts, &state.settings);

@@ -320,7 +320,10 @@ async fn batch_body(req: axum::extract::Request, state: &AppState) -> Result<Bat
         (status = 400, description = "The body is not a valid batch (`batch_too_large` over `--max-batch`); `field` names the point, e.g. `points[1].lat`"),
     )
 )]
-pub(crate) async fn resolve_many(State(state): State<AppState>, req: axum::extract::Request) -> Result<Response, ApiError> {
+pub(crate) async fn resolve_many(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
     let req = batch_body(req, &state).await?;
     let locations = validate_points(&req, state.settings.max_batch)?;
     let tiers = match &req.tier {

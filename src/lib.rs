@@ -234,7 +234,7 @@ async fn limited(
 ) -> axum::response::Response {
     let _permit = match limits::admit(state, &req) {
         Ok(permit) => permit,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let timeout = state.settings.request_timeout;
     match tokio::time::timeout(timeout, next.run(req)).await {

@@ -107,21 +107,20 @@ fn header_bytes(req: &Request) -> usize {
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match admit(&state, &req) {
         Ok(_permit) => next.run(req).await,
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
 /// The checks of [`guard`]: the header size, the rate limit and a
 /// concurrency slot, held until the answer is made; or the refusal.
-pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, Response> {
+pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, ApiError> {
     let limits = &state.limits;
     if header_bytes(req) > limits.max_header_bytes {
         state.metrics.refused("headers_too_large");
         return Err(ApiError::HeadersTooLarge(format!(
             "request line and headers exceed {} bytes",
             limits.max_header_bytes
-        ))
-        .into_response());
+        )));
     }
     let admin = req.uri().path().starts_with("/admin/");
     if !admin {
@@ -135,7 +134,7 @@ pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, Re
                     not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
                 let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 state.metrics.refused("rate_limited");
-                return Err(ApiError::RateLimited { retry_after: retry_after.max(1) }.into_response());
+                return Err(ApiError::RateLimited { retry_after: retry_after.max(1) });
             }
         }
     }
@@ -150,7 +149,6 @@ pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, Re
             detail: format!("the server is at its limit of {size} {kind} requests in flight; retry shortly"),
             retry_after: 1,
         }
-        .into_response()
     })
 }
 

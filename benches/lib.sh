@@ -4,7 +4,9 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="$TARGET_DIR/release/geowebdns"
+# GEOWEBDNS_BIN runs a given binary instead of building one (to compare two
+# builds back to back in one session: copy the old binary aside first).
+BIN="${GEOWEBDNS_BIN:-$TARGET_DIR/release/geowebdns}"
 LUA_DIR="$ROOT/benches/load"
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -23,6 +25,10 @@ need_tools() {
 }
 
 build_release() {
+  if [ -n "${GEOWEBDNS_BIN:-}" ]; then
+    [ -x "$BIN" ] || die "GEOWEBDNS_BIN=$BIN is not an executable"
+    return 0
+  fi
   (cd "$ROOT" && cargo build --release --quiet --bin geowebdns) || die "release build failed"
 }
 
@@ -60,6 +66,9 @@ stop_server() {
 
 # Resident set size of the server, in KiB.
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+# CPU time the server has used so far (user + system), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 
 # An admin token (1 hour) minted with the CLI against the same store and keys.
 admin_token() {

@@ -36,6 +36,7 @@ pub mod request_id;
 pub mod store;
 
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::Router;
 use error::ApiError;
 use index::IndexHandle;
@@ -96,9 +97,16 @@ impl Default for Settings {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: one `Arc`, so the per-request copies axum makes
+/// (the handler's state, each middleware's state) cost one reference count,
+/// not eight (measured: dropping the eight-`Arc` copies was 5-7 % of a
+/// trivial request's CPU under `benches/load.sh`). Fields are read through
+/// `Deref` (`state.index`, `state.settings`, ...).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+/// The fields of [`AppState`].
+pub struct AppStateInner {
     /// The store of record.
     pub store: DynStore,
     /// The current index snapshot.
@@ -115,6 +123,15 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Request, index and harvest metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// `Cache-Control` of public answers (`public, max-age=N`), made once.
+    pub cache_control: axum::http::HeaderValue,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -123,7 +140,10 @@ impl AppState {
         let limits = Arc::new(limits::Limits::new(&settings.limits));
         let index = Arc::new(IndexHandle::new(snapshot));
         let metrics = Arc::new(metrics::Metrics::new(&index));
-        Self {
+        // Digits and ASCII: always a valid header value.
+        let cache_control = axum::http::HeaderValue::from_str(&format!("public, max-age={}", settings.cache_max_age))
+            .unwrap_or(axum::http::HeaderValue::from_static("no-cache"));
+        Self(Arc::new(AppStateInner {
             store,
             index,
             settings: Arc::new(settings),
@@ -132,22 +152,40 @@ impl AppState {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             limits,
             metrics,
-        }
+            cache_control,
+        }))
     }
 
     /// The same state with token keys, enabling the admin API.
-    pub fn with_keys(mut self, keys: Arc<auth::Keys>) -> Self {
-        self.keys = Some(keys);
-        self
+    pub fn with_keys(self, keys: Arc<auth::Keys>) -> Self {
+        let inner = &*self.0;
+        Self(Arc::new(AppStateInner {
+            store: inner.store.clone(),
+            index: inner.index.clone(),
+            settings: inner.settings.clone(),
+            ready: inner.ready.clone(),
+            keys: Some(keys),
+            write_lock: inner.write_lock.clone(),
+            limits: inner.limits.clone(),
+            metrics: inner.metrics.clone(),
+            cache_control: inner.cache_control.clone(),
+        }))
     }
 }
 
 /// The whole HTTP application: public routes, problem+json fallbacks, limits,
 /// CORS, metrics, request ids and tracing. Shared by `serve` and every test.
+///
+/// Layers added with `Router::layer` wrap every route separately, and axum
+/// clones a route's whole layer stack for each request (and each
+/// `middleware::from_fn` clones everything inside it again). Profiled under
+/// `benches/load.sh` (BENCHMARKS.md), that cloning, boxing and dropping of
+/// five nested middlewares was the largest user-space cost of a trivial
+/// request; so the request-scoped work (metrics, CORS, limits, timeout) is
+/// one middleware, [`edge`], and the request-id layers are tower-http's
+/// services (which call their inner service without cloning it).
 pub fn app(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    let timeout = state.settings.request_timeout;
-    let timeout_metrics = state.metrics.clone();
     let mut router = Router::new().merge(api::router()).merge(admin::router()).merge(lost::router());
     if state.settings.metrics {
         router = router.merge(metrics::router());
@@ -158,29 +196,54 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let metrics = timeout_metrics.clone();
-            async move {
-                match tokio::time::timeout(timeout, next.run(req)).await {
-                    Ok(res) => res,
-                    Err(_) => {
-                        metrics.refused("timeout");
-                        limits::timed_out(timeout)
-                    }
-                }
-            }
-        }))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
-        .layer(axum::middleware::from_fn(public_cors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
         // Outermost first: a client's unacceptable request id is dropped, a
         // UUID made when there is none, the request's span opened with it,
         // and the id copied to the response.
         .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
         .layer(PropagateRequestIdLayer::new(request_id::HEADER))
         .layer(SetRequestIdLayer::new(request_id::HEADER, MakeRequestUuid))
-        .layer(axum::middleware::map_request(request_id::sanitize))
+        .layer(tower::util::MapRequestLayer::new(request_id::sanitized))
         .with_state(state)
+}
+
+/// Every request, inside its span: counted and timed ([`metrics`], outside
+/// the limits so refused requests count too), then CORS for public paths
+/// ([`public_cors`]), then the limits ([`limits::admit`]), then the request
+/// timeout.
+async fn edge(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let tracked = metrics::Tracked::start(&state.metrics, &req);
+    let res = if is_admin_path(req.uri().path()) {
+        limited(&state, req, next).await
+    } else {
+        public_cors(&state, req, next).await
+    };
+    tracked.finish(&res);
+    res
+}
+
+/// The limits, then the handler under the request timeout.
+async fn limited(
+    state: &AppState,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _permit = match limits::admit(state, &req) {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
+    };
+    let timeout = state.settings.request_timeout;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            state.metrics.refused("timeout");
+            limits::timed_out(timeout)
+        }
+    }
 }
 
 /// True for the admin API and the console: paths that CORS never opens.
@@ -194,13 +257,27 @@ pub fn is_admin_path(path: &str) -> bool {
 /// The admin API and the console get no CORS headers at all, and a preflight
 /// to them is answered by the router (405), so no other web origin can script
 /// admin calls with a token a user pasted somewhere.
-async fn public_cors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn public_cors(
+    state: &AppState,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use tower::ServiceExt;
     static CORS: std::sync::LazyLock<CorsLayer> = std::sync::LazyLock::new(CorsLayer::permissive);
-    if is_admin_path(req.uri().path()) {
-        return next.run(req).await;
-    }
-    match tower::Layer::layer(&*CORS, next).oneshot(req).await {
+    // tower-http's CORS wraps the rest of the request (limits, timeout,
+    // handler) as a one-shot service: it answers preflights itself and adds
+    // its headers to every other answer, refusals included.
+    let mut next = Some(next);
+    let rest = tower::service_fn(|req: axum::extract::Request| {
+        let next = next.take();
+        async move {
+            Ok::<_, std::convert::Infallible>(match next {
+                Some(next) => limited(state, req, next).await,
+                None => ApiError::Internal("CORS called its inner service twice".into()).into_response(),
+            })
+        }
+    });
+    match tower::Layer::layer(&*CORS, rest).oneshot(req).await {
         Ok(res) => res,
         Err(never) => match never {},
     }

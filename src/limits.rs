@@ -92,17 +92,35 @@ impl Limits {
     }
 }
 
+/// The size of the request line's target and the headers, as counted
+/// against `max_header_bytes`. The target is measured without rendering it
+/// (`Uri::to_string` allocated on every request).
 fn header_bytes(req: &Request) -> usize {
-    req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + req.uri().to_string().len()
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + target
 }
 
 /// The middleware applied to every request (see the module docs).
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match admit(&state, &req) {
+        Ok(_permit) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// The checks of [`guard`]: the header size, the rate limit and a
+/// concurrency slot, held until the answer is made; or the refusal.
+pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, ApiError> {
     let limits = &state.limits;
-    if header_bytes(&req) > limits.max_header_bytes {
+    if header_bytes(req) > limits.max_header_bytes {
         state.metrics.refused("headers_too_large");
-        return ApiError::HeadersTooLarge(format!("request line and headers exceed {} bytes", limits.max_header_bytes))
-            .into_response();
+        return Err(ApiError::HeadersTooLarge(format!(
+            "request line and headers exceed {} bytes",
+            limits.max_header_bytes
+        )));
     }
     let admin = req.uri().path().starts_with("/admin/");
     if !admin {
@@ -116,7 +134,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
                     not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
                 let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 state.metrics.refused("rate_limited");
-                return ApiError::RateLimited { retry_after: retry_after.max(1) }.into_response();
+                return Err(ApiError::RateLimited { retry_after: retry_after.max(1) });
             }
         }
     }
@@ -125,15 +143,13 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     } else {
         (&limits.public, "public", state.settings.limits.max_concurrent)
     };
-    let Ok(_permit) = pool.clone().try_acquire_owned() else {
+    pool.clone().try_acquire_owned().map_err(|_| {
         state.metrics.refused(if admin { "overloaded_admin" } else { "overloaded_public" });
-        return ApiError::Overloaded {
+        ApiError::Overloaded {
             detail: format!("the server is at its limit of {size} {kind} requests in flight; retry shortly"),
             retry_after: 1,
         }
-        .into_response();
-    };
-    next.run(req).await
+    })
 }
 
 /// The answer when a request runs out of time.

@@ -283,26 +283,50 @@ pub fn route_label(req: &Request) -> String {
     req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
 }
 
-struct InFlight<'a>(&'a IntGauge);
+/// One request being counted: in flight from [`Tracked::start`] until
+/// [`Tracked::finish`] (or until dropped, when the request is cancelled).
+pub struct Tracked<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    /// The route template (a shared string, cloned without copying), or `None` for `unmatched`.
+    route: Option<MatchedPath>,
+    method: &'static str,
+}
 
-impl Drop for InFlight<'_> {
+impl<'a> Tracked<'a> {
+    /// Starts counting `req` as in flight.
+    pub fn start(metrics: &'a Metrics, req: &Request) -> Self {
+        metrics.in_flight.inc();
+        Self {
+            metrics,
+            started: Instant::now(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(req.method()),
+        }
+    }
+
+    /// Records the answer's status and the time to it.
+    pub fn finish(self, res: &Response) {
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let m = self.metrics;
+        m.durations.with_label_values(&[route, self.method]).observe(self.started.elapsed().as_secs_f64());
+        m.requests.with_label_values(&[route, self.method, res.status().as_str()]).inc();
+    }
+}
+
+impl Drop for Tracked<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        self.metrics.in_flight.dec();
     }
 }
 
 /// Middleware counting and timing every request (outside the limits, so
-/// refused requests are counted too).
+/// refused requests are counted too). [`crate::app`] does the same through
+/// [`Tracked`] in its one request middleware.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = route_label(&req);
-    let method = method_label(req.method());
-    let m = &state.metrics;
-    m.in_flight.inc();
-    let _in_flight = InFlight(&m.in_flight);
+    let tracked = Tracked::start(&state.metrics, &req);
     let res = next.run(req).await;
-    m.durations.with_label_values(&[&route, method]).observe(started.elapsed().as_secs_f64());
-    m.requests.with_label_values(&[&route, method, res.status().as_str()]).inc();
+    tracked.finish(&res);
     res
 }
 

@@ -7,7 +7,7 @@
 //! a long value) is replaced by a fresh UUID, so a client cannot forge log
 //! lines or flood them through the id.
 //!
-//! The layers (in [`crate::app`]): [`sanitize`] drops an unacceptable id,
+//! The layers (in [`crate::app`]): [`sanitized`] drops an unacceptable id,
 //! tower-http's `SetRequestIdLayer` makes a UUID when there is none,
 //! `TraceLayer` opens the request's [`span`] (with the id), and
 //! `PropagateRequestIdLayer` copies the id to the response.
@@ -28,8 +28,16 @@ pub fn acceptable(id: &[u8]) -> bool {
         && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Removes the request id header unless there is exactly one acceptable id.
-pub async fn sanitize(mut req: Request) -> Request {
+/// Removes the request id header unless there is exactly one acceptable id
+/// (as an async function, for `axum::middleware::map_request`).
+pub async fn sanitize(req: Request) -> Request {
+    sanitized(req)
+}
+
+/// [`sanitize`] as a plain function, for `tower::util::MapRequestLayer`
+/// (which, unlike axum's `map_request`, does not clone the service it wraps
+/// for every request).
+pub fn sanitized(mut req: Request) -> Request {
     let mut ids = req.headers().get_all(&HEADER).iter();
     let keep = match (ids.next(), ids.next()) {
         (None, _) => true,

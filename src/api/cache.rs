@@ -19,13 +19,21 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 pub fn etag(value: impl Hash) -> String {
     let mut h = DefaultHasher::new();
     value.hash(&mut h);
+    etag_of(&h)
+}
+
+/// The weak ETag of what `h` has hashed so far (for callers that feed the
+/// hasher piece by piece instead of building a value to hash).
+pub fn etag_of(h: &DefaultHasher) -> String {
     format!("W/\"{:016x}\"", h.finish())
 }
 
 /// Whether the request's `If-None-Match` matches `etag` (weak comparison,
 /// RFC 9110 section 13.1.2; `*` matches anything).
 pub fn matches(request: &HeaderMap, etag: &str) -> bool {
-    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    fn opaque(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
     let ours = opaque(etag);
     request
         .get_all(header::IF_NONE_MATCH)
@@ -41,9 +49,7 @@ pub fn headers(state: &AppState, etag: &str) -> HeaderMap {
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", state.settings.cache_max_age)) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, state.cache_control.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h
 }

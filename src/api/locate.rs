@@ -115,9 +115,16 @@ pub fn round_m(d: f64) -> f64 {
 /// The weak ETag of a location answer: the route, then for each hit its
 /// content hash, match kind and rounded distance.
 pub fn etag(route: &str, hits: &[Hit<'_>]) -> String {
-    let parts: Vec<(u64, MatchKind, i64)> =
-        hits.iter().map(|h| (h.entry.content_hash, h.kind, (round_m(h.distance_m) * 10.0) as i64)).collect();
-    cache::etag((route, parts))
+    use std::hash::Hash;
+    // Feeds the hasher exactly what hashing `(route, Vec<(u64, MatchKind,
+    // i64)>)` would (the tags are unchanged), without building the vector.
+    let mut h = std::hash::DefaultHasher::new();
+    route.hash(&mut h);
+    hits.len().hash(&mut h);
+    for hit in hits {
+        (hit.entry.content_hash, hit.kind, (round_m(hit.distance_m) * 10.0) as i64).hash(&mut h);
+    }
+    cache::etag_of(&h)
 }
 
 /// The OpenAPI schema of a jurisdiction in a location answer, as [`HitJson`]

@@ -164,6 +164,9 @@ async fn instances_survive_a_database_outage_and_converge() {
         let one = json(&client, &format!("{base}/v1/jurisdictions/{jurisdiction}")).await;
         assert!(one.to_string().contains(marker), "{base} converged");
     }
+    // A quick recovery may leave the load few turns: let it reach its count
+    // (queries after recovery must not fail either).
+    wait_for("the query load ran", Duration::from_secs(20), async || ok.load(Ordering::SeqCst) > 50).await;
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
     let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));

@@ -14,8 +14,10 @@
 //! 1. The caller prepares each geometry once with [`prepare`], which turns
 //!    every polygon part into a [`PreparedPolygon`] (the expensive step).
 //! 2. [`SpatialIndex::build`] takes `(key, PreparedGeometry)` pairs; the
-//!    `Arc`s are cloned, never the edges, so rebuilding after a write only
-//!    re-does steps 3-5.
+//!    `Arc`s are cloned, never the edges, so a rebuild only re-does steps
+//!    3-5. A write does not rebuild at all: the snapshot answers changed
+//!    geometry from a small grid-less overlay ([`SpatialIndex::build_tree_only`])
+//!    until a new base is built in the background (see [`crate::index::Snapshot`]).
 //! 3. For every part a slot is recorded (`key`, geometry, part number) and
 //!    an R-tree entry is made from the part's bounding box and slot number.
 //! 4. The R-tree is bulk-loaded (`RTree::bulk_load`, OMT packing) in one go.

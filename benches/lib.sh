@@ -7,6 +7,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # GEOWEBDNS_BIN runs a given binary instead of building one (to compare two
 # builds back to back in one session: copy the old binary aside first).
 BIN="${GEOWEBDNS_BIN:-$TARGET_DIR/release/geowebdns}"
+# Absolute, since the server runs in its work directory.
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
 LUA_DIR="$ROOT/benches/load"
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -34,17 +36,19 @@ build_release() {
 
 # start_server WORKDIR CPUSET [extra serve flags...]: starts `geowebdns serve`
 # pinned to CPUSET on a free port; sets SERVER_PID and BASE.
+# SERVER_DATABASE_URL picks another store (default: SQLite in WORKDIR). The
+# server runs in WORKDIR, so nothing it writes lands in the checkout.
 start_server() {
   local work="$1" cpus="$2"; shift 2
   mkdir -p "$work"
-  export GEOWEBDNS_DATABASE_URL="sqlite://$work/geowebdns.db"
+  export GEOWEBDNS_DATABASE_URL="${SERVER_DATABASE_URL:-sqlite://$work/geowebdns.db}"
   export GEOWEBDNS_KEY_DIR="$work/keys"
   export GEOWEBDNS_HARVEST_INTERVAL=0   # benchmarks never reach the internet
   export GEOWEBDNS_LOG="${GEOWEBDNS_LOG:-warn,geowebdns=info}"
-  taskset -c "$cpus" "$BIN" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
+  (cd "$work" && exec taskset -c "$cpus" "$BIN" serve --listen 127.0.0.1:0 "$@") 2>"$work/server.log" &
   SERVER_PID=$!
   local addr=""
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 1200); do
     addr=$(grep -o 'address=[0-9.:]*' "$work/server.log" | head -n1 | cut -d= -f2 || true)
     [ -n "$addr" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$work/server.log" >&2; die "the server exited"; }
@@ -52,7 +56,7 @@ start_server() {
   done
   [ -n "$addr" ] || die "the server did not report its address"
   BASE="http://$addr"
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 240); do
     curl -fsS "$BASE/readyz" >/dev/null 2>&1 && return 0
     sleep 0.5
   done

@@ -63,33 +63,6 @@ need_postgis() {
   fi
 }
 
-# Like lib.sh's start_server, on the PostgreSQL database instead of SQLite.
-start_server_pg() {
-  local work="$1" cpus="$2"
-  shift 2
-  mkdir -p "$work"
-  export GEOWEBDNS_DATABASE_URL="$PG_URL"
-  export GEOWEBDNS_KEY_DIR="$work/keys"
-  export GEOWEBDNS_HARVEST_INTERVAL=0 # benchmarks never reach the internet
-  export GEOWEBDNS_LOG="${GEOWEBDNS_LOG:-warn,geowebdns=info}"
-  (cd "$work" && exec taskset -c "$cpus" "$BIN" serve --listen 127.0.0.1:0 "$@") 2>"$work/server.log" &
-  SERVER_PID=$!
-  local addr=""
-  for _ in $(seq 1 1200); do
-    addr=$(grep -o 'address=[0-9.:]*' "$work/server.log" | head -n1 | cut -d= -f2 || true)
-    [ -n "$addr" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$work/server.log" >&2; die "the server exited"; }
-    sleep 0.5
-  done
-  [ -n "$addr" ] || die "the server did not report its address"
-  BASE="http://$addr"
-  for _ in $(seq 1 240); do
-    curl -fsS "$BASE/readyz" >/dev/null 2>&1 && return 0
-    sleep 0.5
-  done
-  die "the server never became ready"
-}
-
 need_postgis
 build_release
 # The client: compiled by `cargo bench` only; find its executable.
@@ -111,7 +84,7 @@ psql_admin -c "alter database $PG_DB set max_parallel_workers_per_gather = 0" -c
 
 echo "starting the server on $PG_DB (it imports the bundled boundaries there)"
 t0=$(date +%s)
-start_server_pg "$OUT/work" "$SERVER_CPUS" --max-batch "$((BATCH > 10000 ? BATCH : 10000))"
+SERVER_DATABASE_URL="$PG_URL" start_server "$OUT/work" "$SERVER_CPUS" --max-batch "$((BATCH > 10000 ? BATCH : 10000))"
 echo "server $BASE (pid $SERVER_PID) on cpu $SERVER_CPUS, ready after $(($(date +%s) - t0)) s"
 
 echo "building the PostGIS tables"

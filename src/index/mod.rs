@@ -193,11 +193,16 @@ pub enum BuildKind {
 ///   `changed`), the base's answers for them are dropped (`dead` bit set) and
 ///   a small R-tree over their current geometry answers instead.
 ///
-/// A write ([`Snapshot::with_changes`]) copies the entry list (pointers
-/// only), updates the maps, and rebuilds only the overlay. Once the overlay
+/// A write ([`Snapshot::with_changes`]) patches the entries that keep their
+/// rank (a small slot -> entry map), copies the entry list (pointers only)
+/// when one moves, updates the maps, and rebuilds only the overlay. Once the overlay
 /// grows past [`Snapshot::needs_compaction`], [`IndexHandle::compact`] builds
 /// a new base off the write path and installs it under any newer snapshot
 /// with [`Snapshot::rebased`].
+///
+/// Every field is an `Arc` or a small value, so `clone` is a handful of
+/// reference-count increments.
+#[derive(Clone)]
 pub struct Snapshot {
     version: i64,
     /// Entries in answer order (where `patched` has no newer one).
@@ -366,6 +371,19 @@ impl Snapshot {
         self.dead.get((key / 64) as usize).is_some_and(|w| w & (1 << (key % 64)) != 0)
     }
 
+    /// Removes from `out[start..]` the keys whose base geometry is out of date.
+    #[inline]
+    fn drop_dead(&self, out: &mut Vec<u32>, start: usize) {
+        let mut w = start;
+        for r in start..out.len() {
+            if !self.is_dead(out[r]) {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+    }
+
     /// Turns the keys pushed onto `out` after `start` into slots: drops the
     /// base's out-of-date answers, adds the overlay's, maps keys to slots.
     #[inline]
@@ -389,7 +407,7 @@ impl Snapshot {
         out.clear();
         self.base.query(lon, lat, out);
         if !self.changed.is_empty() {
-            out.retain(|&k| !self.is_dead(k));
+            self.drop_dead(out, 0);
             self.overlay.query(lon, lat, out);
         }
         self.keys_to_slots(out, 0);
@@ -402,14 +420,7 @@ impl Snapshot {
         let start = out.len();
         self.base.keys_in_box(min, max, out);
         if !self.changed.is_empty() {
-            let mut w = start;
-            for r in start..out.len() {
-                if !self.is_dead(out[r]) {
-                    out[w] = out[r];
-                    w += 1;
-                }
-            }
-            out.truncate(w);
+            self.drop_dead(out, start);
             self.overlay.keys_in_box(min, max, out);
         }
         self.keys_to_slots(out, start);
@@ -576,14 +587,10 @@ impl Snapshot {
             by_id,
             endpoint_owners,
             next_key,
-            lineage: self.lineage,
-            base: Arc::clone(&self.base),
-            base_version: self.base_version,
             changed: Arc::new(geometry_changed),
-            dead: Arc::default(),
-            overlay: Arc::default(),
             stats,
             built: None,
+            ..self.clone()
         };
         next.rebuild_overlay();
         next.stats.build_ms = started.elapsed().as_millis() as u64;
@@ -617,25 +624,7 @@ impl Snapshot {
     pub fn rebased(&self, base: Arc<SpatialIndex>, base_version: i64) -> Snapshot {
         let changed: HashMap<u32, i64> =
             self.changed.iter().filter(|(_, &v)| v > base_version).map(|(&k, &v)| (k, v)).collect();
-        let mut next = Snapshot {
-            version: self.version,
-            entries: Arc::clone(&self.entries),
-            patched: Arc::clone(&self.patched),
-            keys: Arc::clone(&self.keys),
-            slot_of: Arc::clone(&self.slot_of),
-            identity: self.identity,
-            by_id: Arc::clone(&self.by_id),
-            endpoint_owners: Arc::clone(&self.endpoint_owners),
-            next_key: self.next_key,
-            lineage: self.lineage,
-            base,
-            base_version,
-            changed: Arc::new(changed),
-            dead: Arc::default(),
-            overlay: Arc::default(),
-            stats: self.stats,
-            built: self.built,
-        };
+        let mut next = Snapshot { base, base_version, changed: Arc::new(changed), ..self.clone() };
         next.rebuild_overlay();
         next
     }

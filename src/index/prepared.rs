@@ -267,6 +267,24 @@ impl PreparedPolygon {
         self.edges.iter().map(|e| ([e.x0.min(e.x1), e.y0], [e.x0.max(e.x1), e.y1]))
     }
 
+    /// Like [`edge_boxes`](Self::edge_boxes), but only from the bands that
+    /// the closed y-range `[ylo, yhi]` meets: every edge whose closed
+    /// y-extent meets the range is yielded at least once (others may be
+    /// yielded too). Used to refine acceleration grids cell by cell.
+    pub(crate) fn edge_boxes_in_y(&self, ylo: f64, yhi: f64) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
+        let band = if ylo > self.max[1] || yhi < self.min[1] {
+            &[][..]
+        } else {
+            let lo = band_index(ylo.max(self.min[1]), self.min[1], self.scale, self.last_band);
+            let hi = band_index(yhi.min(self.max[1]), self.min[1], self.scale, self.last_band);
+            match (self.offsets.get(lo), self.offsets.get(hi + 1)) {
+                (Some(&s), Some(&e)) => self.edges.get(s as usize..e as usize).unwrap_or(&self.edges),
+                _ => &self.edges,
+            }
+        };
+        band.iter().map(|e| ([e.x0.min(e.x1), e.y0], [e.x0.max(e.x1), e.y1]))
+    }
+
     /// Whether the closed axis-aligned box `[min, max]` lies entirely inside
     /// the polygon (even-odd rule) with no edge touching it. Conservative:
     /// `false` means "unknown or not wholly inside". Used to build coarse

@@ -22,19 +22,22 @@
 //!    an R-tree entry is made from the part's bounding box and slot number.
 //! 4. The R-tree is bulk-loaded (`RTree::bulk_load`, OMT packing) in one go.
 //!
-//! 5. A coarse uniform grid (at most 2^20 cells, ~0.25 degree over the
-//!    bundled world extent; ~4 MB offsets + 4 bytes per cell item, 886k
-//!    items for the bundled data) is built over the extent of all parts:
-//!    every part's boundary edges are rasterised (by edge bounding box) into
-//!    the cells of the part's bounding box; each untouched cell whose centre
-//!    the part covers is recorded as "wholly inside", each touched cell as
-//!    "boundary crosses cell", other cells get nothing for that part.
+//! 5. A hierarchical grid is built over the extent of all parts: a uniform
+//!    top grid of at most 2^20 cells, then, level by level, the cells that
+//!    most boundaries cross are split into 4 x 4 children, down to five
+//!    levels (cells 1,024 times smaller per axis than a top cell), within a
+//!    node budget of a quarter of the vertex count (at least 65,536 nodes).
+//!    In every node, each part whose boundary reaches it (edges rasterised
+//!    by their bounding boxes) is listed as "boundary", each part that
+//!    covers it wholly as "inside"; a split node keeps its "inside" items
+//!    and hands its "boundary" items down. See `Grid` for why this is exact.
 //!
 //! # Query
 //!
-//! [`SpatialIndex::query`] looks up the point's grid cell: a "wholly
-//! inside" item yields its key with no edge test, a "boundary" item runs
-//! the prepared banded point test, and a point outside the grid extent is
+//! [`SpatialIndex::query`] maps the point to its top cell and walks down
+//! the refined nodes to its leaf (two dependent loads a level): an "inside"
+//! item yields its key with no edge test, a "boundary" item runs the
+//! prepared banded point test, and a point outside the grid extent is
 //! covered by nothing. [`SpatialIndex::query_rtree_only`] answers the same
 //! through the R-tree (internal iteration, no heap allocation) and the
 //! banded test of every part whose box contains the point. Neither
@@ -43,14 +46,7 @@
 //!
 //! Measured with `cargo bench --bench resolve` (all 8,492 bundled features,
 //! 10,000 random points in bounding boxes of random features, 2-core shared
-//! machine, one run): grid path 1.98 us/point single and 2.20 us/point in
-//! a 10k batch; R-tree-only path 4.09 / 3.68 us/point; R-tree plus plain
-//! `geo::Intersects` baseline 7.81 / 7.03 us/point. So the grid is ~1.7-2x
-//! faster than the R-tree path and ~3.5x faster than the baseline, and is
-//! kept. Its cost is in [`SpatialIndex::build`]: ~120 ms with the grid vs
-//! ~4 ms for the R-tree alone (prepared geometry is still reused). The
-//! 0.25 degree cells are coarse for city-sized parts, which is why the gain
-//! is smaller than the ~7x a prototype with finer cells reported.
+//! machine, one run): GRID_FIGURES
 //!
 //! # Boundary rule and invalid polygons
 //!
@@ -117,7 +113,7 @@ impl SpatialIndex {
     /// geometry is shared through its `Arc`.
     pub fn build(entries: Vec<(u32, PreparedGeometry)>) -> SpatialIndex {
         let mut index = Self::build_tree_only(entries);
-        index.grid = Grid::build(&index.parts);
+        index.grid = Grid::build(&index.parts, index.vertices);
         index
     }
 
@@ -153,21 +149,18 @@ impl SpatialIndex {
     pub fn query(&self, lon: f64, lat: f64, out: &mut Vec<u32>) {
         let start = out.len();
         let c = Coord { x: lon, y: lat };
-        if let Some(items) = self.grid.cell_items(lon, lat) {
-            for &item in items {
-                let Some(part) = self.parts.get((item >> 1) as usize) else {
-                    continue;
-                };
-                if out[start..].contains(&part.key) {
-                    continue;
-                }
-                if item & 1 == 1 || part.polygon().is_some_and(|p| p.covers(c)) {
-                    out.push(part.key);
-                }
+        let parts = &self.parts;
+        let gridded = self.grid.visit(lon, lat, |item| {
+            let Some(part) = parts.get((item >> 1) as usize) else {
+                return;
+            };
+            if !out[start..].contains(&part.key) && (item & 1 == 1 || part.polygon().is_some_and(|p| p.covers(c))) {
+                out.push(part.key);
             }
-            return;
+        });
+        if !gridded {
+            self.query_tree(c, start, out);
         }
-        self.query_tree(c, start, out);
     }
 
     /// Pushes onto `out` the key of every entry with a polygon part whose
@@ -200,13 +193,14 @@ impl SpatialIndex {
         self.query_tree(Coord { x: lon, y: lat }, start, out);
     }
 
-    /// Grid size: `(columns, rows, stored cell items)`; `(0, 0, 0)` when the
-    /// index has no grid.
-    pub fn grid_stats(&self) -> (usize, usize, usize) {
+    /// Grid size: `(top columns, top rows, nodes, stored node items)`
+    /// (nodes count the top cells and every refined child);
+    /// `(0, 0, 0, 0)` when the index has no grid.
+    pub fn grid_stats(&self) -> (usize, usize, usize, usize) {
         if self.grid.offsets.is_empty() {
-            (0, 0, 0)
+            (0, 0, 0, 0)
         } else {
-            (self.grid.dims[0], self.grid.dims[1], self.grid.items.len())
+            (self.grid.dims[0], self.grid.dims[1], self.grid.offsets.len() - 1, self.grid.items.len())
         }
     }
 
@@ -231,26 +225,73 @@ impl SpatialIndex {
     }
 }
 
-/// Upper bound on the number of grid cells (offsets cost 4 bytes each).
+/// Upper bound on the number of top-level grid cells (offsets cost 4 bytes
+/// each).
 const MAX_CELLS: usize = 1 << 20;
+/// A refined node has `FANOUT x FANOUT` children (`FANOUT = 2^FANOUT_BITS`).
+const FANOUT_BITS: u32 = 2;
+const FANOUT: usize = 1 << FANOUT_BITS;
+/// Refinement levels below the top grid: the finest cells are
+/// `FANOUT^MAX_DEPTH` (1,024) times smaller per axis than a top cell.
+const MAX_DEPTH: u32 = 5;
+/// Bits of a fine coordinate below the top-cell index.
+const TOP_SHIFT: u32 = FANOUT_BITS * MAX_DEPTH;
+/// Item flag: the rest of the item is the node number of the first of a
+/// refined node's `FANOUT^2` children (row-major).
+const CHILD: u32 = 1 << 31;
 
-/// Coarse uniform grid over the extent of all parts. Each cell lists, per
-/// part whose closed boundary or interior reaches it, `slot << 1 | inside`,
-/// where `inside = 1` means the part wholly covers every point that maps
-/// to the cell (no edge reaches the cell), so no edge test is needed.
+/// Hierarchical grid over the extent of all parts: a uniform top grid
+/// (at most [`MAX_CELLS`] cells) whose busiest boundary cells are refined
+/// into `4 x 4` children, level by level, down to [`MAX_DEPTH`] levels,
+/// within a node budget that grows with the vertex count.
+///
+/// Every node lists, per part whose closed boundary or interior reaches it,
+/// `slot << 1 | inside`, where `inside = 1` means that the part covers every
+/// point that maps to the node (no edge reaches it), so no edge test is
+/// needed. A refined node keeps its "inside" items and ends with one
+/// [`CHILD`] item; its boundary items move down to the children.
+///
+/// # Exactness
+///
+/// Points map to cells through one monotone function per axis, the *fine
+/// index* `floor((v - min) * fine_scale)` clamped to the grid, and a cell
+/// at any level is a range of fine indices. An edge can only reach the
+/// cells between the fine indices of its bounding box's corners, so
+/// rasterising edge boxes through the same function never misses a cell an
+/// edge point maps to. The points that map to an untouched cell form a
+/// rectangle (the preimage of an index range under monotone functions) that
+/// no boundary point reaches, so the part's coverage is the same for all of
+/// them, and is decided once at the cell's centre (a cell whose computed
+/// centre does not map back into it is kept as a boundary cell).
 #[derive(Clone, Debug, Default)]
 struct Grid {
     min: [f64; 2],
     max: [f64; 2],
-    scale: [f64; 2],
+    /// Fine cells per degree, per axis.
+    fine_scale: [f64; 2],
+    /// Fine cells per axis (`dims << TOP_SHIFT`).
+    fine_dims: [usize; 2],
+    /// Top cells per axis.
     dims: [usize; 2],
-    /// `cells + 1` offsets into `items`; empty when there is no grid.
+    /// `nodes + 1` offsets into `items` (top cells first, row-major, then
+    /// the children blocks); empty when there is no grid.
     offsets: Vec<u32>,
     items: Vec<u32>,
 }
 
+/// One node to refine: its number, top-level-equivalent depth and its cell
+/// coordinates at its own level.
+#[derive(Clone, Copy)]
+struct Pending {
+    node: usize,
+    depth: u32,
+    col: usize,
+    row: usize,
+    boundary: usize,
+}
+
 impl Grid {
-    fn build(parts: &[Part]) -> Grid {
+    fn build(parts: &[Part], vertices: usize) -> Grid {
         let mut min = [f64::INFINITY; 2];
         let mut max = [f64::NEG_INFINITY; 2];
         for p in parts.iter().filter_map(Part::polygon) {
@@ -263,59 +304,43 @@ impl Grid {
         let size = [max[0] - min[0], max[1] - min[1]];
         if parts.is_empty()
             || !(size[0].is_finite() && size[1].is_finite() && size[0] > 0.0 && size[1] > 0.0)
-            || u32::try_from(parts.len()).map_or(true, |n| n >= u32::MAX / 2)
+            || u32::try_from(parts.len()).map_or(true, |n| n >= CHILD / 2)
         {
             return Grid::default();
         }
-        // Square cells (in degrees), as many as MAX_CELLS allows.
+        // Square top cells (in degrees), as many as MAX_CELLS allows.
         let cell = (size[0] * size[1] / MAX_CELLS as f64).sqrt();
         let dims = [
             ((size[0] / cell).floor() as usize).clamp(1, MAX_CELLS),
             ((size[1] / cell).floor() as usize).clamp(1, MAX_CELLS),
         ];
+        let fine_dims = [dims[0] << TOP_SHIFT, dims[1] << TOP_SHIFT];
         let mut grid = Grid {
             min,
             max,
-            scale: [dims[0] as f64 / size[0], dims[1] as f64 / size[1]],
+            fine_scale: [fine_dims[0] as f64 / size[0], fine_dims[1] as f64 / size[1]],
+            fine_dims,
             dims,
             offsets: Vec::new(),
             items: Vec::new(),
         };
-        // (cell, item) pairs, then a counting sort into CSR form.
+
+        // Top level: (cell, item) pairs, then a counting sort into CSR form.
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         let mut touched: Vec<bool> = Vec::new();
         for (slot, part) in parts.iter().enumerate() {
             let Some(poly) = part.polygon() else { continue };
             let (a, b) = poly.bbox();
-            let (x0, y0) = (grid.col(a[0]), grid.row(a[1]));
-            let (x1, y1) = (grid.col(b[0]), grid.row(b[1]));
-            let w = x1 - x0 + 1;
-            touched.clear();
-            touched.resize(w * (y1 - y0 + 1), false);
-            for (ea, eb) in poly.edge_boxes() {
-                for r in grid.row(ea[1])..=grid.row(eb[1]) {
-                    for q in grid.col(ea[0])..=grid.col(eb[0]) {
-                        if let Some(t) = touched.get_mut((r - y0) * w + (q - x0)) {
-                            *t = true;
-                        }
-                    }
-                }
-            }
+            let range = [
+                grid.cell(a[0], 0, TOP_SHIFT),
+                grid.cell(a[1], 1, TOP_SHIFT),
+                grid.cell(b[0], 0, TOP_SHIFT),
+                grid.cell(b[1], 1, TOP_SHIFT),
+            ];
             let slot = slot as u32;
-            for r in y0..=y1 {
-                for q in x0..=x1 {
-                    let cell = (r * dims[0] + q) as u32;
-                    let center = grid.center(q, r);
-                    if touched.get((r - y0) * w + (q - x0)).copied().unwrap_or(true)
-                        || grid.col(center.x) != q
-                        || grid.row(center.y) != r
-                    {
-                        pairs.push((cell, slot << 1));
-                    } else if poly.covers(center) {
-                        pairs.push((cell, slot << 1 | 1));
-                    }
-                }
-            }
+            grid.classify(poly, TOP_SHIFT, range, poly.edge_boxes(), &mut touched, |q, r, inside| {
+                pairs.push(((r * dims[0] + q) as u32, slot << 1 | u32::from(inside)));
+            });
         }
         let cells = dims[0] * dims[1];
         let mut offsets = vec![0u32; cells + 1];
@@ -332,40 +357,230 @@ impl Grid {
             items[*at as usize] = item;
             *at += 1;
         }
-        grid.offsets = offsets;
-        grid.items = items;
+        drop(cursor);
+
+        // Refinement, level by level, busiest nodes first, within budget.
+        let budget = (vertices / 4).clamp(1 << 16, 1 << 24);
+        let mut lists: Vec<Vec<u32>> = Vec::new();
+        let mut refined_top: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut pending: Vec<Pending> = (0..cells)
+            .filter_map(|node| {
+                let list = &items[offsets[node] as usize..offsets[node + 1] as usize];
+                let boundary = list.iter().filter(|&&i| i & 1 == 0).count();
+                (boundary > 0).then_some(Pending { node, depth: 0, col: node % dims[0], row: node / dims[0], boundary })
+            })
+            .collect();
+        let mut next: Vec<Pending> = Vec::new();
+        let mut children: Vec<Vec<u32>> = vec![Vec::new(); FANOUT * FANOUT];
+        while !pending.is_empty() {
+            pending.sort_by(|a, b| b.boundary.cmp(&a.boundary));
+            for p in pending.drain(..) {
+                if lists.len() + FANOUT * FANOUT > budget || p.depth >= MAX_DEPTH {
+                    break;
+                }
+                let Ok(block) = u32::try_from(cells + lists.len()) else { break };
+                if block >= CHILD - (FANOUT * FANOUT) as u32 {
+                    break;
+                }
+                let list: Vec<u32> = if p.node < cells {
+                    items[offsets[p.node] as usize..offsets[p.node + 1] as usize].to_vec()
+                } else {
+                    std::mem::take(&mut lists[p.node - cells])
+                };
+                let shift = TOP_SHIFT - FANOUT_BITS * (p.depth + 1);
+                let (c0, r0) = (p.col * FANOUT, p.row * FANOUT);
+                let (c1, r1) = (c0 + FANOUT - 1, r0 + FANOUT - 1);
+                // The node's y-range, widened by one fine cell so that every
+                // edge that maps into it is among the band edges read.
+                let fine = 1.0 / grid.fine_scale[1];
+                let ylo = grid.min[1] + ((r0 << shift) as f64 - 1.0) * fine;
+                let yhi = grid.min[1] + (((r1 + 1) << shift) as f64 + 1.0) * fine;
+                let mut parent = Vec::new();
+                for &item in &list {
+                    if item & 1 == 1 {
+                        parent.push(item);
+                        continue;
+                    }
+                    let Some(poly) = parts.get((item >> 1) as usize).and_then(Part::polygon) else { continue };
+                    let (a, b) = poly.bbox();
+                    let range = [
+                        grid.cell(a[0], 0, shift).max(c0),
+                        grid.cell(a[1], 1, shift).max(r0),
+                        grid.cell(b[0], 0, shift).min(c1),
+                        grid.cell(b[1], 1, shift).min(r1),
+                    ];
+                    if range[0] > range[2] || range[1] > range[3] {
+                        continue;
+                    }
+                    let slot = item >> 1;
+                    grid.classify(poly, shift, range, poly.edge_boxes_in_y(ylo, yhi), &mut touched, |q, r, inside| {
+                        children[(r - r0) * FANOUT + (q - c0)].push(slot << 1 | u32::from(inside));
+                    });
+                }
+                parent.push(CHILD | block);
+                if p.node < cells {
+                    refined_top.push((p.node, parent));
+                } else {
+                    lists[p.node - cells] = parent;
+                }
+                for (i, child) in children.iter_mut().enumerate() {
+                    let boundary = child.iter().filter(|&&i| i & 1 == 0).count();
+                    if boundary > 0 {
+                        next.push(Pending {
+                            node: block as usize + i,
+                            depth: p.depth + 1,
+                            col: c0 + i % FANOUT,
+                            row: r0 + i / FANOUT,
+                            boundary,
+                        });
+                    }
+                    lists.push(std::mem::take(child));
+                }
+            }
+            std::mem::swap(&mut pending, &mut next);
+            next.clear();
+        }
+        if lists.is_empty() {
+            grid.offsets = offsets;
+            grid.items = items;
+            return grid;
+        }
+
+        // Reassemble one CSR over the top cells (refined ones replaced) and
+        // the children blocks.
+        refined_top.sort_unstable_by_key(|&(node, _)| node);
+        let mut refined = refined_top.into_iter().peekable();
+        let total = cells + lists.len();
+        let mut all_offsets = Vec::with_capacity(total + 1);
+        let mut all_items = Vec::with_capacity(items.len() + lists.iter().map(Vec::len).sum::<usize>());
+        all_offsets.push(0u32);
+        for node in 0..cells {
+            match refined.peek() {
+                Some((n, list)) if *n == node => {
+                    all_items.extend_from_slice(list);
+                    refined.next();
+                }
+                _ => all_items.extend_from_slice(&items[offsets[node] as usize..offsets[node + 1] as usize]),
+            }
+            all_offsets.push(all_items.len() as u32);
+        }
+        drop(items);
+        for list in lists {
+            all_items.extend_from_slice(&list);
+            all_offsets.push(all_items.len() as u32);
+        }
+        if u32::try_from(all_items.len()).is_err() {
+            // Beyond u32 offsets: keep the R-tree path only.
+            return Grid::default();
+        }
+        grid.offsets = all_offsets;
+        grid.items = all_items;
         grid
     }
 
-    #[inline]
-    fn col(&self, x: f64) -> usize {
-        axis_index(x, self.min[0], self.scale[0], self.dims[0])
+    /// For every cell at level `shift` in `range` (`[c0, r0, c1, r1]`,
+    /// inclusive) that the part reaches, calls `emit(col, row, inside)`:
+    /// `inside = false` when an edge box of `edges` reaches the cell (or
+    /// its centre does not map back into it), `true` when the part covers
+    /// the whole cell; cells outside the part get no call. `edges` must
+    /// include every edge that reaches a cell of the range.
+    fn classify(
+        &self,
+        poly: &PreparedPolygon,
+        shift: u32,
+        range: [usize; 4],
+        edges: impl Iterator<Item = ([f64; 2], [f64; 2])>,
+        touched: &mut Vec<bool>,
+        mut emit: impl FnMut(usize, usize, bool),
+    ) {
+        let [c0, r0, c1, r1] = range;
+        let w = c1 - c0 + 1;
+        touched.clear();
+        touched.resize(w * (r1 - r0 + 1), false);
+        for (ea, eb) in edges {
+            let (q0, q1) = (self.cell(ea[0], 0, shift).max(c0), self.cell(eb[0], 0, shift).min(c1));
+            let (s0, s1) = (self.cell(ea[1], 1, shift).max(r0), self.cell(eb[1], 1, shift).min(r1));
+            for r in s0..=s1 {
+                for q in q0..=q1 {
+                    if let Some(t) = touched.get_mut((r - r0) * w + (q - c0)) {
+                        *t = true;
+                    }
+                }
+            }
+        }
+        let half = (1u64 << shift) as f64 * 0.5;
+        for r in r0..=r1 {
+            for q in c0..=c1 {
+                if touched.get((r - r0) * w + (q - c0)).copied().unwrap_or(true) {
+                    emit(q, r, false);
+                    continue;
+                }
+                let center = Coord {
+                    x: self.min[0] + ((q << shift) as f64 + half) / self.fine_scale[0],
+                    y: self.min[1] + ((r << shift) as f64 + half) / self.fine_scale[1],
+                };
+                if self.cell(center.x, 0, shift) != q || self.cell(center.y, 1, shift) != r {
+                    emit(q, r, false);
+                } else if poly.covers(center) {
+                    emit(q, r, true);
+                }
+            }
+        }
     }
 
+    /// The fine index of `v` on `axis`.
     #[inline]
-    fn row(&self, y: f64) -> usize {
-        axis_index(y, self.min[1], self.scale[1], self.dims[1])
+    fn fine(&self, v: f64, axis: usize) -> usize {
+        axis_index(v, self.min[axis], self.fine_scale[axis], self.fine_dims[axis])
     }
 
-    /// The centre of cell `(q, r)` (callers check it maps back to the cell).
-    fn center(&self, q: usize, r: usize) -> Coord<f64> {
-        Coord { x: self.min[0] + (q as f64 + 0.5) / self.scale[0], y: self.min[1] + (r as f64 + 0.5) / self.scale[1] }
+    /// The cell index of `v` on `axis` at the level whose cells are
+    /// `2^shift` fine cells wide.
+    #[inline]
+    fn cell(&self, v: f64, axis: usize, shift: u32) -> usize {
+        self.fine(v, axis) >> shift
     }
 
-    /// Items of the cell containing the point, or `None` outside the grid
-    /// (or when there is no grid): the caller then uses the R-tree.
+    /// Calls `each` with the items of every node on the way from the top
+    /// cell containing the point down to its leaf (`CHILD` items excluded).
+    /// Returns `false` when there is no grid (the caller then uses the
+    /// R-tree); a point outside the grid extent (or NaN) visits nothing,
+    /// as no part reaches it.
     #[inline]
-    fn cell_items(&self, x: f64, y: f64) -> Option<&[u32]> {
+    fn visit(&self, x: f64, y: f64, mut each: impl FnMut(u32)) -> bool {
         if self.offsets.is_empty() {
-            return None;
+            return false;
         }
         if !(x >= self.min[0] && x <= self.max[0] && y >= self.min[1] && y <= self.max[1]) {
-            // Outside every part's bounding box (or NaN): nothing covers it.
-            return Some(&[]);
+            return true;
         }
-        let cell = self.row(y) * self.dims[0] + self.col(x);
-        let (s, e) = (*self.offsets.get(cell)?, *self.offsets.get(cell + 1)?);
-        self.items.get(s as usize..e as usize)
+        let (fx, fy) = (self.fine(x, 0), self.fine(y, 1));
+        let mut shift = TOP_SHIFT;
+        let mut node = (fy >> shift) * self.dims[0] + (fx >> shift);
+        loop {
+            let (Some(&s), Some(&e)) = (self.offsets.get(node), self.offsets.get(node + 1)) else {
+                return true;
+            };
+            let Some(items) = self.items.get(s as usize..e as usize) else {
+                return true;
+            };
+            let mut child = None;
+            for &item in items {
+                if item & CHILD == 0 {
+                    each(item);
+                } else {
+                    child = Some((item & !CHILD) as usize);
+                }
+            }
+            match child {
+                Some(block) if shift >= FANOUT_BITS => {
+                    shift -= FANOUT_BITS;
+                    let mask = FANOUT - 1;
+                    node = block + ((fy >> shift) & mask) * FANOUT + ((fx >> shift) & mask);
+                }
+                _ => return true,
+            }
+        }
     }
 }
 
@@ -464,5 +679,67 @@ mod tests {
         assert!(Arc::strong_count(&g) >= 4);
         assert_eq!(q(&a, 0.5, 0.5), vec![1]);
         assert_eq!(q(&b, 0.5, 0.5), vec![1, 2]);
+    }
+    /// Many small, shared-edge and overlapping polygons in a large extent:
+    /// the grid must refine, and every answer (random points, vertices,
+    /// edge midpoints, points just off vertices) must equal the R-tree
+    /// path and a brute-force scan.
+    #[test]
+    fn refined_grid_matches_brute_force() {
+        use crate::index::prepared::covers_brute_force;
+        let mut polys: Vec<(u32, geo::Polygon<f64>)> = Vec::new();
+        // A wide frame so that the small polygons share few top cells.
+        polys.push((0, sq(-100.0, -50.0, 200.0)));
+        // A 30 x 30 mesh of 0.01-degree squares sharing edges, and
+        // triangles over them.
+        let mut key = 1;
+        for i in 0..30 {
+            for j in 0..30 {
+                let (x, y) = (10.0 + f64::from(i) * 0.01, 20.0 + f64::from(j) * 0.01);
+                polys.push((key, sq(x, y, 0.01)));
+                key += 1;
+                if (i + j) % 7 == 0 {
+                    polys.push((
+                        key,
+                        geo::polygon![(x: x, y: y), (x: x + 0.025, y: y + 0.003), (x: x + 0.004, y: y + 0.031)],
+                    ));
+                    key += 1;
+                }
+            }
+        }
+        let idx =
+            SpatialIndex::build(polys.iter().map(|(k, p)| (*k, prepare(&MultiPolygon(vec![p.clone()])))).collect());
+        let (cols, rows, nodes, _) = idx.grid_stats();
+        assert!(nodes > cols * rows, "the grid refined: {nodes} nodes over {cols} x {rows}");
+        let mut pts: Vec<Coord<f64>> = Vec::new();
+        let mut s: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..20_000 {
+            pts.push(Coord { x: 9.99 + 0.33 * next(), y: 19.99 + 0.33 * next() });
+        }
+        for (_, p) in &polys[1..] {
+            let ring = &p.exterior().0;
+            for w in ring.windows(2) {
+                pts.push(w[0]);
+                pts.push(Coord { x: (w[0].x + w[1].x) / 2.0, y: (w[0].y + w[1].y) / 2.0 });
+                pts.push(Coord { x: w[0].x + 1e-12, y: w[0].y - 1e-12 });
+            }
+        }
+        for c in pts {
+            let mut grid = Vec::new();
+            idx.query(c.x, c.y, &mut grid);
+            grid.sort_unstable();
+            let mut tree = Vec::new();
+            idx.query_rtree_only(c.x, c.y, &mut tree);
+            tree.sort_unstable();
+            let brute: Vec<u32> = polys.iter().filter(|(_, p)| covers_brute_force(p, c)).map(|(k, _)| *k).collect();
+            assert_eq!(grid, brute, "grid at {c:?}");
+            assert_eq!(tree, brute, "R-tree at {c:?}");
+        }
     }
 }

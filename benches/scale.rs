@@ -723,6 +723,19 @@ fn run_set(
         })
         .sum();
     let f = |v: Option<f64>| v.map_or("not run".to_owned(), |v| format!("{v:.0} ns"));
+    let probes: Vec<_> = pts.iter().filter_map(|p| spatial.probe(p.x, p.y)).collect();
+    if !probes.is_empty() {
+        let n = probes.len() as f64;
+        let (cols, rows, nodes, items) = spatial.grid_stats();
+        println!(
+            "grid: {cols} x {rows} top cells, {nodes} nodes, {items} items; per lookup point: {:.2} levels below the \
+             top, {:.2} parts taken inside, {:.2} parts edge-tested, {:.1} % of points need no edge test",
+            probes.iter().map(|p| p.depth).sum::<usize>() as f64 / n,
+            probes.iter().map(|p| p.inside).sum::<usize>() as f64 / n,
+            probes.iter().map(|p| p.tested).sum::<usize>() as f64 / n,
+            100.0 * probes.iter().filter(|p| p.tested == 0).count() as f64 / n
+        );
+    }
     println!(
         "lookup medians per point: resolve_into single {}, batch_10k {}; R-tree only single {}, batch_10k {} \
          ({:.2} answers per lookup point)",

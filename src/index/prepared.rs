@@ -33,13 +33,21 @@
 //!   [`PreparedPolygon::to_polygon`]).
 //!
 //! So a polygon costs about `16 + 4 * s + 4 / 4` bytes a vertex, where `s`
-//! is the average number of bands an edge is listed in (about 1.3 to 1.6 on
-//! real boundaries), plus an 80-byte header: 22-24 bytes a vertex, against
-//! 16 bytes for the geometry alone. The previous layout copied each edge
-//! (32 bytes, both endpoints) into every band and kept the `geo` geometry
-//! besides, ~80-95 bytes a vertex for the whole index; with this one the
-//! whole index (coordinates, bands, R-tree, grid) measures under 32 bytes a
-//! vertex (`cargo bench --bench scale`, "index memory incl. coordinates").
+//! is the average number of bands an edge is listed in, plus an 80-byte
+//! header and the allocator's overhead of its two buffers, which matter for
+//! small parts. Measured with `cargo bench --bench scale` (one run each on
+//! a loaded 2-core machine; RSS delta across `spatial::prepare` or bytes
+//! owned, whichever is larger): 25.8 B/vertex for the bundled data
+//! (535k vertices, 45 a part), 25.1 for TIGER 2019 places (12.7M vertices,
+//! 288 a part), 31.9 for `synth_1e5` (1.7M vertices, 17 a part). The
+//! previous layout, a 32-byte copy of each edge in every band it meets,
+//! plus the `geo` geometry kept beside it, took 68-79 B/vertex for the same
+//! data. The whole index (with the R-tree, grid and part table of
+//! `Snapshot::build`) went from 92 / 81 / 96 to 47 / 26 / 60 B/vertex:
+//! under the 32 B/vertex target for TIGER, while for the bundled and
+//! synthetic sets the snapshot's own structures (21-28 B/vertex, mostly
+//! the fixed-size grid and per-part costs) are the larger share.
+//!
 //! Band edges are stored in ring order, so the coordinates a band reads
 //! are mostly adjacent in memory. The header is kept to what a point test
 //! reads (bounding box, band scale, the two boxed slices, the band count:

@@ -51,10 +51,12 @@
 //! 6. **Resident memory of the index per vertex**, measured in a fresh child
 //!    process (this executable again, with `GEOWEBDNS_BENCH_MEMORY_CHILD` set)
 //!    so that memory freed by earlier data sets cannot be reused and hide
-//!    part of the cost: the boundary coordinates the entries keep (16 bytes
-//!    per vertex, counted, not measured) + the RSS delta (`/proc/self/statm`)
-//!    across `spatial::prepare` of every boundary + the RSS delta across
-//!    `Snapshot::build`, divided by the vertex count. Records and rendered
+//!    part of the cost: the prepared geometry, which holds the only copy of
+//!    the boundary coordinates (the entries keep no `MultiPolygon`; it is
+//!    the larger of the RSS delta (`/proc/self/statm`) across
+//!    `spatial::prepare` of every boundary and the bytes it owns by
+//!    construction, `PreparedPolygon::heap_bytes` plus headers) + the RSS
+//!    delta across `Snapshot::build`, divided by the vertex count. Records and rendered
 //!    JSON (the RSS delta across `Entry::with_prepared`) are printed apart,
 //!    not counted in it. RSS deltas include transient build memory that the
 //!    allocator keeps, and miss memory reused from the loading garbage.
@@ -490,7 +492,7 @@ fn run_set(
     let entries: Vec<Arc<Entry>> = features
         .iter()
         .zip(prepared)
-        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
+        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), p, Vec::new())))
         .collect();
     let entry_time = started.elapsed();
     let json_bytes: usize = entries.iter().map(|e| e.json.get().len()).sum();
@@ -572,23 +574,29 @@ fn run_set(
 
     // Memory (measured in a fresh process, see `memory_in_child`).
     let per_vertex = |bytes: f64| bytes / vertices.max(1) as f64;
-    let coords = vertices as f64 * 16.0;
     if let Some(m) = memory.filter(|m| m.vertices == vertices) {
-        let total = coords + m.geometry + m.snapshot;
+        // The prepared geometry holds the only copy of the coordinates (the
+        // entries keep no `MultiPolygon`), so it counts them; its figure is
+        // the larger of the RSS delta and the bytes it owns by construction
+        // (an RSS delta can miss memory reused from the loading garbage).
+        let geometry = m.geometry.max(m.geometry_owned);
+        let total = geometry + m.snapshot;
         println!(
-            "resident memory per vertex (fresh process): boundary coordinates {:.1} B (counted) + prepared geometry \
-             {:.1} B (RSS delta across spatial::prepare: edge bands) + Snapshot::build {:.1} B (RSS delta: R-tree, \
-             grid, part table, id map, entry order) = index {:.1} B/vertex ({:.0} MiB); not counted in it: records \
-             and rendered JSON {:.1} B/vertex (RSS delta across Entry::with_prepared)",
-            per_vertex(coords),
+            "resident memory per vertex (fresh process): prepared geometry {:.1} B (coordinates stored once + u32 \
+             edge bands; RSS delta across spatial::prepare {:.1} B, owned by construction {:.1} B: the larger is \
+             counted) + Snapshot::build {:.1} B (RSS delta: R-tree, grid, part table, id map, entry order) = index \
+             {:.1} B/vertex ({:.0} MiB); not counted in it: records and rendered JSON {:.1} B/vertex (RSS delta \
+             across Entry::with_prepared)",
+            per_vertex(geometry),
             per_vertex(m.geometry),
+            per_vertex(m.geometry_owned),
             per_vertex(m.snapshot),
             per_vertex(total),
             total / (1u64 << 20) as f64,
             per_vertex(m.records)
         );
         summary.add(set, "index memory incl. coordinates", Some(per_vertex(total)), "B/vertex", Some(32.0));
-        summary.add(set, "  prepared geometry (RSS delta)", Some(per_vertex(m.geometry)), "B/vertex", None);
+        summary.add(set, "  prepared geometry incl. coordinates", Some(per_vertex(geometry)), "B/vertex", None);
         summary.add(set, "  Snapshot::build (RSS delta)", Some(per_vertex(m.snapshot)), "B/vertex", None);
         summary.add(set, "records + JSON (not in the figure above)", Some(per_vertex(m.records)), "B/vertex", None);
     } else {
@@ -762,23 +770,13 @@ fn run_set(
     let mut rec = old.record.clone();
     rec.version += 1;
     let register = [
-        Arc::new(Entry::with_prepared(
-            rec.clone(),
-            Arc::clone(&old.boundary),
-            old.prepared.clone(),
-            vec![endpoint(&id, 1)],
-        )),
-        Arc::new(Entry::with_prepared(
-            rec.clone(),
-            Arc::clone(&old.boundary),
-            old.prepared.clone(),
-            vec![endpoint(&id, 1), endpoint(&id, 2)],
-        )),
+        Arc::new(Entry::with_prepared(rec.clone(), old.prepared.clone(), vec![endpoint(&id, 1)])),
+        Arc::new(Entry::with_prepared(rec.clone(), old.prepared.clone(), vec![endpoint(&id, 1), endpoint(&id, 2)])),
     ];
     let started = Instant::now();
-    let changed = Arc::new(Entry::new(rec.clone(), Arc::new(shrink(&old.boundary)), Vec::new()));
+    let changed = Arc::new(Entry::new(rec.clone(), &shrink(&target.boundary), Vec::new()));
     let prepare_one = started.elapsed();
-    let replace = [changed, Arc::new(Entry::new(rec, Arc::clone(&old.boundary), Vec::new()))];
+    let replace = [changed, Arc::new(Entry::new(rec, &target.boundary, Vec::new()))];
     println!(
         "writes target `{id}` ({} vertices; preparing its changed boundary with Entry::new took {:.2} ms, not counted below)",
         old.vertices,
@@ -916,6 +914,9 @@ struct Memory {
     vertices: usize,
     /// RSS delta across `spatial::prepare` of every boundary.
     geometry: f64,
+    /// Bytes the prepared geometry owns by construction: the `Arc`'d part
+    /// slices (headers) and each part's buffers (coordinates and bands).
+    geometry_owned: f64,
     /// RSS delta across `Entry::with_prepared` (records, rendered JSON).
     records: f64,
     /// RSS delta across the first `Snapshot::build`.
@@ -927,10 +928,15 @@ fn measure_memory(features: &[Feature]) -> Option<Memory> {
     let rss0 = rss_bytes()?;
     let prepared: Vec<_> = features.iter().map(|f| prepare(&f.boundary)).collect();
     let rss1 = rss_bytes()?;
+    // Arc<[PreparedPolygon]>: two counters, then the part headers.
+    let owned: usize = prepared
+        .iter()
+        .map(|g| 16 + std::mem::size_of_val(&**g) + g.iter().map(|p| p.heap_bytes()).sum::<usize>())
+        .sum();
     let entries: Vec<Arc<Entry>> = features
         .iter()
         .zip(prepared)
-        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), Arc::clone(&f.boundary), p, Vec::new())))
+        .map(|(f, p)| Arc::new(Entry::with_prepared(f.record.clone(), p, Vec::new())))
         .collect();
     let rss2 = rss_bytes()?;
     let snapshot = Snapshot::build(1, entries);
@@ -939,6 +945,7 @@ fn measure_memory(features: &[Feature]) -> Option<Memory> {
     Some(Memory {
         vertices: features.iter().map(|f| vertex_count(&f.boundary)).sum(),
         geometry: (rss1 - rss0) as f64,
+        geometry_owned: owned as f64,
         records: (rss2 - rss1) as f64,
         snapshot: (rss3 - rss2) as f64,
     })
@@ -955,7 +962,9 @@ fn memory_in_child(set: &str) -> Option<Memory> {
     let line = text.lines().find_map(|l| l.strip_prefix("SCALE-MEMORY "))?;
     let f: Vec<f64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
     match f[..] {
-        [v, g, r, s] => Some(Memory { vertices: v as usize, geometry: g, records: r, snapshot: s }),
+        [v, g, o, r, s] => {
+            Some(Memory { vertices: v as usize, geometry: g, geometry_owned: o, records: r, snapshot: s })
+        }
         _ => None,
     }
 }
@@ -963,7 +972,7 @@ fn memory_in_child(set: &str) -> Option<Memory> {
 fn main() {
     if let Ok(set) = std::env::var(MEMORY_CHILD) {
         if let Some(m) = load_set(&set).and_then(|f| measure_memory(&f)) {
-            println!("SCALE-MEMORY {} {} {} {}", m.vertices, m.geometry, m.records, m.snapshot);
+            println!("SCALE-MEMORY {} {} {} {} {}", m.vertices, m.geometry, m.geometry_owned, m.records, m.snapshot);
         }
         return;
     }

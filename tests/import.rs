@@ -183,6 +183,6 @@ async fn bundled_data_is_imported_whole() {
     }
     // Falls Church, VA collapsed to a line in the 1:5m data: kept, and a point on its outline resolves to it.
     let fc = snap.get("us-county:51610").expect("Falls Church kept");
-    let c = fc.boundary.0[0].exterior().0[0];
+    let c = fc.boundary().0[0].exterior().0[0];
     assert!(snap.resolve(c.x, c.y).iter().any(|e| e.record.id == "us-county:51610"));
 }

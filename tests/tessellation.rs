@@ -74,7 +74,7 @@ fn endpoint(jurisdiction_id: &str) -> Endpoint {
 fn entries(t: &tessellation::Tessellation) -> Vec<Arc<Entry>> {
     t.polygons
         .iter()
-        .map(|p| Arc::new(Entry::new(record(p), Arc::new(MultiPolygon(vec![p.polygon.clone()])), Vec::new())))
+        .map(|p| Arc::new(Entry::new(record(p), &MultiPolygon(vec![p.polygon.clone()]), Vec::new())))
         .collect()
 }
 
@@ -87,7 +87,8 @@ fn resolve(s: &Snapshot, c: Coord<f64>) -> Vec<String> {
 
 /// Brute-force ids covering each point, sorted.
 fn brute_ids(entries: &[Arc<Entry>], points: &[Coord<f64>]) -> Vec<Vec<String>> {
-    let boundaries: Vec<&MultiPolygon<f64>> = entries.iter().map(|e| &*e.boundary).collect();
+    let owned: Vec<MultiPolygon<f64>> = entries.iter().map(|e| e.boundary()).collect();
+    let boundaries: Vec<&MultiPolygon<f64>> = owned.iter().collect();
     brute::covering(&boundaries, points)
         .into_iter()
         .map(|keys| {
@@ -104,7 +105,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 fn sample(entries: &[Arc<Entry>], n: usize, seed: u64) -> Vec<(Coord<f64>, PointKind)> {
-    let polygons: Vec<&Polygon<f64>> = entries.iter().flat_map(|e| e.boundary.0.iter()).collect();
+    let owned: Vec<MultiPolygon<f64>> = entries.iter().map(|e| e.boundary()).collect();
+    let polygons: Vec<&Polygon<f64>> = owned.iter().flat_map(|b| b.0.iter()).collect();
     tessellation::sample_points(&polygons, n, seed)
 }
 
@@ -177,13 +179,14 @@ fn one_write_gives_the_same_answers_as_a_full_build() {
     let id = place.record.id.clone();
     let shrunk: Polygon<f64> = {
         use geo::{BoundingRect, MapCoords};
-        let p = &place.boundary.0[0];
+        let boundary = place.boundary();
+        let p = &boundary.0[0];
         let c = p.bounding_rect().expect("bbox").center();
         p.map_coords(|v| Coord { x: c.x + (v.x - c.x) * 0.8, y: c.y + (v.y - c.y) * 0.8 })
     };
     let mut rec = place.record.clone();
     rec.version = 2;
-    let replaced = Arc::new(Entry::new(rec, Arc::new(MultiPolygon(vec![shrunk])), Vec::new()));
+    let replaced = Arc::new(Entry::new(rec, &MultiPolygon(vec![shrunk]), Vec::new()));
     let next = handle.current().with_changes(2, vec![(id.clone(), Some(replaced.clone()))]);
     assert!(handle.publish(next));
     let mut changed: Vec<Arc<Entry>> =
@@ -195,8 +198,7 @@ fn one_write_gives_the_same_answers_as_a_full_build() {
     let cid = county.record.id.clone();
     let mut rec = county.record.clone();
     rec.version = 2;
-    let registered =
-        Arc::new(Entry::with_prepared(rec, county.boundary.clone(), county.prepared.clone(), vec![endpoint(&cid)]));
+    let registered = Arc::new(Entry::with_prepared(rec, county.prepared.clone(), vec![endpoint(&cid)]));
     let next = handle.current().with_changes(3, vec![(cid.clone(), Some(registered.clone()))]);
     assert!(handle.publish(next));
     for e in changed.iter_mut() {

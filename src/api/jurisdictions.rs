@@ -222,9 +222,10 @@ pub(crate) async fn boundary(
     }
     // Serialising a large boundary (or simplifying it) is CPU work: keep it off the async threads.
     let body = tokio::task::spawn_blocking(move || {
+        let boundary = entry.boundary();
         let geom = match simplify {
-            Some(m) if m > 0.0 => geometry::to_geojson_value(&geometry::simplify(&entry.boundary, m)),
-            _ => geometry::to_geojson_value(&entry.boundary),
+            Some(m) if m > 0.0 => geometry::to_geojson_value(&geometry::simplify(&boundary, m)),
+            _ => geometry::to_geojson_value(&boundary),
         };
         let r = &entry.record;
         let feature = json!({

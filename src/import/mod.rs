@@ -394,7 +394,7 @@ pub fn derive_parents(snapshot: &Snapshot) -> Vec<(String, Option<String>)> {
         if entry.record.parent_override {
             continue;
         }
-        let parent = parent_in(snapshot, entry.record.tier, &entry.boundary, &mut slots);
+        let parent = parent_in(snapshot, entry.record.tier, &entry.boundary(), &mut slots);
         if parent != entry.record.parent {
             changes.push((entry.record.id.clone(), parent));
         }
@@ -433,7 +433,7 @@ pub fn plan_import(current: &Snapshot, new: Vec<StoredJurisdiction>) -> Result<V
     let mut changed = Vec::with_capacity(new.len());
     for j in &new {
         let boundary = geometry::parse_stored(&j.boundary).map_err(ImportError::Index)?;
-        let entry = crate::index::Entry::new(j.record.clone(), std::sync::Arc::new(boundary), Vec::new());
+        let entry = crate::index::Entry::new(j.record.clone(), &boundary, Vec::new());
         changed.push((j.record.id.clone(), Some(std::sync::Arc::new(entry))));
     }
     let planned = current.with_changes(current.version(), changed);
@@ -446,8 +446,10 @@ pub fn plan_import(current: &Snapshot, new: Vec<StoredJurisdiction>) -> Result<V
         } else if let Some(entry) = planned.get(&id) {
             let mut record = entry.record.clone();
             record.parent = parent;
-            batch
-                .push(StoredJurisdiction { record, boundary: geometry::to_geojson_value(&entry.boundary).to_string() });
+            batch.push(StoredJurisdiction {
+                record,
+                boundary: geometry::to_geojson_value(&entry.boundary()).to_string(),
+            });
         }
     }
     Ok(batch)

@@ -48,9 +48,9 @@ pub struct Entry {
     pub record: Jurisdiction,
     /// Endpoints with their services.
     pub endpoints: Vec<Endpoint>,
-    /// The boundary as stored.
-    pub boundary: Arc<MultiPolygon<f64>>,
-    /// The prepared polygon parts used by the point test.
+    /// The prepared polygon parts used by the point test. They hold the only
+    /// copy of the boundary's coordinates: [`boundary`](Self::boundary)
+    /// rebuilds the `MultiPolygon` from them.
     pub prepared: PreparedGeometry,
     /// Vertices in the boundary.
     pub vertices: usize,
@@ -110,20 +110,15 @@ pub(crate) struct JurisdictionView<'a> {
 }
 
 impl Entry {
-    /// Builds an entry, preparing the geometry.
-    pub fn new(record: Jurisdiction, boundary: Arc<MultiPolygon<f64>>, endpoints: Vec<Endpoint>) -> Self {
-        let prepared = spatial::prepare(&boundary);
-        Self::with_prepared(record, boundary, prepared, endpoints)
+    /// Builds an entry, preparing the geometry (the entry keeps no other copy
+    /// of `boundary`).
+    pub fn new(record: Jurisdiction, boundary: &MultiPolygon<f64>, endpoints: Vec<Endpoint>) -> Self {
+        Self::with_prepared(record, spatial::prepare(boundary), endpoints)
     }
 
     /// Builds an entry around geometry that is already prepared (a rebuild
     /// after a write that did not touch this boundary).
-    pub fn with_prepared(
-        record: Jurisdiction,
-        boundary: Arc<MultiPolygon<f64>>,
-        prepared: PreparedGeometry,
-        endpoints: Vec<Endpoint>,
-    ) -> Self {
+    pub fn with_prepared(record: Jurisdiction, prepared: PreparedGeometry, endpoints: Vec<Endpoint>) -> Self {
         let view = JurisdictionView {
             id: &record.id,
             name: &record.name,
@@ -141,14 +136,45 @@ impl Entry {
         // Serialising plain data to a string cannot fail; fall back to null defensively.
         let json = serde_json::value::to_raw_value(&view)
             .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).unwrap_or_default());
-        let vertices = geometry::vertex_count(&boundary);
+        let vertices = prepared.iter().map(|p| p.vertex_count()).sum();
         let content_hash = {
             use std::hash::{DefaultHasher, Hash, Hasher};
             let mut h = DefaultHasher::new();
             json.get().hash(&mut h);
             h.finish()
         };
-        Self { record, endpoints, boundary, prepared, vertices, json, content_hash }
+        Self { record, endpoints, prepared, vertices, json, content_hash }
+    }
+
+    /// The boundary as stored, rebuilt from the prepared geometry: equal
+    /// (`==`, and bit for bit, closing points included) to the
+    /// `MultiPolygon` the entry was made from. Allocates a copy of every
+    /// coordinate: for answers that output or measure the geometry, not
+    /// for the point test.
+    pub fn boundary(&self) -> MultiPolygon<f64> {
+        MultiPolygon::new(self.prepared.iter().map(|p| p.to_polygon()).collect())
+    }
+
+    /// Whether `boundary` is exactly the boundary of this entry (`==` on the
+    /// `MultiPolygon`, without rebuilding it).
+    pub fn has_boundary(&self, boundary: &MultiPolygon<f64>) -> bool {
+        self.prepared.len() == boundary.0.len() && self.prepared.iter().zip(&boundary.0).all(|(p, q)| p.same_as(q))
+    }
+
+    /// Every ring of the boundary (each polygon's exterior, then its holes),
+    /// as stored, without copying.
+    pub fn rings(&self) -> impl Iterator<Item = &[geo::Coord<f64>]> + '_ {
+        self.prepared.iter().flat_map(|p| p.rings())
+    }
+
+    /// Bounding box `(min, max)` (each `[x, y]`) of every coordinate of the
+    /// boundary, `None` when it has none.
+    pub fn bbox(&self) -> Option<([f64; 2], [f64; 2])> {
+        self.prepared
+            .iter()
+            .filter(|p| p.vertex_count() > 0)
+            .map(|p| p.bbox())
+            .reduce(|(a, b), (c, d)| ([a[0].min(c[0]), a[1].min(c[1])], [b[0].max(d[0]), b[1].max(d[1])]))
     }
 }
 
@@ -695,7 +721,7 @@ pub fn entries_from_rows(
             let boundary = geometry::parse_stored(&row.boundary)
                 .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
             let endpoints = by_jurisdiction.remove(&row.record.id).unwrap_or_default();
-            Ok(Arc::new(Entry::new(row.record, Arc::new(boundary), endpoints)))
+            Ok(Arc::new(Entry::new(row.record, &boundary, endpoints)))
         })
         .collect()
 }
@@ -897,8 +923,7 @@ pub async fn refresh(
         match current.get(id) {
             Some(old) => {
                 let endpoints = store.endpoints_of(id).await?;
-                let (boundary, prepared) = (old.boundary.clone(), old.prepared.clone());
-                let entry = Entry::with_prepared(old.record.clone(), boundary, prepared, endpoints);
+                let entry = Entry::with_prepared(old.record.clone(), old.prepared.clone(), endpoints);
                 changed.push((id.clone(), Some(Arc::new(entry))));
             }
             // Not in this snapshot: read it whole.
@@ -922,10 +947,10 @@ pub async fn refresh(
             let boundary = geometry::parse_stored(&row.boundary)
                 .map_err(|reason| IndexError::Boundary { id: id.clone(), reason })?;
             let entry = match current.get(&id) {
-                Some(old) if *old.boundary == boundary => {
-                    Entry::with_prepared(row.record, old.boundary.clone(), old.prepared.clone(), endpoints)
+                Some(old) if old.has_boundary(&boundary) => {
+                    Entry::with_prepared(row.record, old.prepared.clone(), endpoints)
                 }
-                _ => Entry::new(row.record, Arc::new(boundary), endpoints),
+                _ => Entry::new(row.record, &boundary, endpoints),
             };
             changed.push((id, Some(Arc::new(entry))));
         }
@@ -973,7 +998,7 @@ mod tests {
         let (x, y, s) = (rng.gen_range(0.0..9.0), rng.gen_range(0.0..9.0), rng.gen_range(0.2..4.0));
         // Area from a small set, so equal areas (ordered by id) occur.
         let area = [10.0, 20.0, 30.0][rng.gen_range(0..3)];
-        Arc::new(Entry::new(record(id, tier, area, version), Arc::new(square(x, y, s)), Vec::<Endpoint>::new()))
+        Arc::new(Entry::new(record(id, tier, area, version), &square(x, y, s), Vec::<Endpoint>::new()))
     }
 
     fn answer(s: &Snapshot, lon: f64, lat: f64) -> Vec<String> {
@@ -1042,7 +1067,7 @@ mod tests {
                         let old = &live[&id];
                         let tier = if rng.gen_bool(0.5) { old.record.tier } else { Tier::ALL[rng.gen_range(0..4)] };
                         let rec = record(&id, tier, old.record.area_km2, version);
-                        let e = Arc::new(Entry::with_prepared(rec, old.boundary.clone(), old.prepared.clone(), vec![]));
+                        let e = Arc::new(Entry::with_prepared(rec, old.prepared.clone(), vec![]));
                         live.insert(id.clone(), e.clone());
                         changes.push((id, Some(e)));
                     }
@@ -1074,13 +1099,47 @@ mod tests {
         }
     }
 
+    /// The entry keeps no `MultiPolygon`: the one it gives back is the parsed
+    /// one, bit for bit, whatever the rings (holes, unclosed rings, single
+    /// points, empty rings), and the reuse test after a write is `==`.
+    #[test]
+    fn an_entry_gives_back_the_parsed_boundary() {
+        let text = r#"{"type":"MultiPolygon","coordinates":[
+            [[[0,0],[10,0],[10,10],[0,10],[0,0]],[[4,4],[6,4],[6,6],[4,6],[4,4]],[[1,1],[2,1],[1,2]]],
+            [[[20,0],[30,0],[30,10]]],
+            [[[40,5]]],
+            [[[-0.0,50],[51,50],[51,51],[0.0,50]],[[50.5,50.25]],[]]
+        ]}"#;
+        let parsed = geometry::parse_stored(text).expect("parses");
+        let e = Entry::new(record("j", Tier::Place, 1.0, 1), &parsed, vec![]);
+        let rebuilt = e.boundary();
+        assert_eq!(rebuilt, parsed);
+        let bits = |mp: &MultiPolygon<f64>| -> Vec<(u64, u64)> {
+            use geo::CoordsIter;
+            mp.coords_iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect()
+        };
+        assert_eq!(bits(&rebuilt), bits(&parsed));
+        assert_eq!(geometry::to_geojson_value(&rebuilt).to_string(), geometry::to_geojson_value(&parsed).to_string());
+        assert_eq!(e.vertices, geometry::vertex_count(&parsed));
+        assert_eq!(e.rings().count(), 3 + 1 + 1 + 3);
+        assert_eq!(e.bbox(), Some(([-0.0, 0.0], [51.0, 51.0])));
+        assert!(e.has_boundary(&parsed));
+        let mut other = parsed.clone();
+        other.0.pop();
+        assert!(!e.has_boundary(&other));
+        let mut moved = parsed.clone();
+        moved.0[1].exterior_mut(|r| r.0[1].y = 1e-9);
+        assert!(!e.has_boundary(&moved));
+        assert!(Entry::new(record("k", Tier::Place, 1.0, 1), &MultiPolygon::new(vec![]), vec![]).bbox().is_none());
+    }
+
     #[test]
     fn an_endpoint_write_keeps_the_base_and_the_order() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let entries: Vec<_> = (0..20).map(|i| random_entry(&mut rng, &format!("j{i}"), 1)).collect();
         let s = Snapshot::build(1, entries);
         let old = s.get("j5").expect("present").clone();
-        let e = Entry::with_prepared(old.record.clone(), old.boundary.clone(), old.prepared.clone(), vec![]);
+        let e = Entry::with_prepared(old.record.clone(), old.prepared.clone(), vec![]);
         let next = s.with_changes(2, vec![("j5".to_owned(), Some(Arc::new(e)))]);
         assert!(Arc::ptr_eq(&s.base, &next.base) && Arc::ptr_eq(&s.keys, &next.keys));
         assert!(Arc::ptr_eq(&s.entries, &next.entries), "a same-rank write copies no entry list");
@@ -1088,7 +1147,7 @@ mod tests {
         assert_eq!(next.entries().filter(|e| e.record.id == "j5").count(), 1);
         assert_eq!(next.overlay_len(), 0);
         assert!(next.identity);
-        let replaced = Entry::new(old.record.clone(), Arc::new(square(0.0, 0.0, 1.0)), vec![]);
+        let replaced = Entry::new(old.record.clone(), &square(0.0, 0.0, 1.0), vec![]);
         let next = next.with_changes(3, vec![("j5".to_owned(), Some(Arc::new(replaced)))]);
         assert_eq!(next.overlay_len(), 1);
         assert!(next.resolve(0.5, 0.5).iter().any(|e| e.record.id == "j5"));

@@ -24,7 +24,7 @@
 
 use super::Snapshot;
 use crate::model::Tier;
-use geo::{Coord, Distance, Geodesic, LineString, MultiPolygon, Point};
+use geo::{Coord, Distance, Geodesic, MultiPolygon, Point};
 
 /// Metres per degree of latitude, a lower bound (the true value is 110,574 m
 /// at the equator and more towards the poles), so boxes built with it are
@@ -47,6 +47,17 @@ pub struct NearMatch {
 /// The closest boundary point of `boundary` to `(lon, lat)` and the geodesic
 /// distance to it, in metres. `None` for an empty boundary.
 pub fn boundary_distance(boundary: &MultiPolygon<f64>, lon: f64, lat: f64) -> Option<(Coord<f64>, f64)> {
+    let rings = boundary.0.iter().flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()));
+    rings_distance(rings.map(|r| r.0.as_slice()), lon, lat)
+}
+
+/// [`boundary_distance`] over the rings of a boundary (every polygon's
+/// exterior and holes, in any order), e.g. [`super::Entry::rings`].
+pub fn rings_distance<'a>(
+    rings: impl Iterator<Item = &'a [Coord<f64>]>,
+    lon: f64,
+    lat: f64,
+) -> Option<(Coord<f64>, f64)> {
     let cos = lat.to_radians().cos().max(1e-9);
     let project = |c: Coord<f64>| {
         let mut dx = c.x - lon;
@@ -58,8 +69,8 @@ pub fn boundary_distance(boundary: &MultiPolygon<f64>, lon: f64, lat: f64) -> Op
         (dx * cos * M_PER_DEG, (c.y - lat) * M_PER_DEG)
     };
     let mut best: Option<(f64, (f64, f64))> = None;
-    let mut visit = |ring: &LineString<f64>| {
-        let mut coords = ring.0.iter().map(|&c| project(c));
+    let mut visit = |ring: &[Coord<f64>]| {
+        let mut coords = ring.iter().map(|&c| project(c));
         let Some(mut a) = coords.next() else { return };
         // A one-point ring still has a distance.
         consider(&mut best, a, a);
@@ -68,11 +79,8 @@ pub fn boundary_distance(boundary: &MultiPolygon<f64>, lon: f64, lat: f64) -> Op
             a = b;
         }
     };
-    for poly in &boundary.0 {
-        visit(poly.exterior());
-        for hole in poly.interiors() {
-            visit(hole);
-        }
+    for ring in rings {
+        visit(ring);
     }
     let (_, (x, y)) = best?;
     let mut q_lon = lon + x / (cos * M_PER_DEG);
@@ -135,7 +143,7 @@ impl Snapshot {
             .filter(|s| !covering.contains(s) && keep(*s))
             .filter_map(|slot| {
                 let entry = self.entry(slot)?;
-                let (_, d) = boundary_distance(&entry.boundary, lon, lat)?;
+                let (_, d) = rings_distance(entry.rings(), lon, lat)?;
                 (d <= meters).then_some(NearMatch { slot, distance_m: d })
             })
             .collect();

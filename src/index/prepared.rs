@@ -3,21 +3,60 @@
 //!
 //! # Structure
 //!
-//! A [`PreparedPolygon`] keeps every edge of every ring of one
-//! `geo::Polygon` (the exterior and all holes) in **y-stripe edge bands**:
-//! the polygon's y-range is cut into `K` equal-height bands (`K` grows with
-//! the edge count, roughly one band per four edges, capped at
-//! [`MAX_BANDS`]), and each band lists the edges whose y-extent overlaps it.
-//! All bands are packed into **one contiguous `Vec` of edges** plus a
-//! `Vec<u32>` of offsets (band `b` is `edges[offsets[b]..offsets[b + 1]]`).
-//! An edge spanning several bands is stored once per band. A point query
-//! computes its band with one multiply and a `floor`, then only looks at
-//! the few edges of that band, never at every vertex of the polygon. The
-//! single-buffer layout matters: in a prototype it was ~430 ns/point against
-//! ~620 ns with one `Vec` per band.
+//! A [`PreparedPolygon`] keeps the coordinates of one `geo::Polygon` (the
+//! exterior and all holes) **once**, and indexes its edges in **y-stripe
+//! edge bands**: the polygon's y-range is cut into `K` equal-height bands
+//! (`K` grows with the edge count, roughly one band per four edges, capped
+//! at [`MAX_BANDS`]), and each band lists the edges whose y-extent overlaps
+//! it. A point query computes its band with one multiply and a `floor`, then
+//! only looks at the few edges of that band, never at every vertex of the
+//! polygon.
 //!
-//! Edges are stored with their endpoints ordered so that `y0 <= y1`; the
-//! crossing parity does not depend on an edge's direction.
+//! # Memory layout
+//!
+//! Two heap buffers per polygon, nothing else:
+//!
+//! * `coords: Box<[Coord<f64>]>` (16 bytes a coordinate): every ring's
+//!   coordinates exactly as given, ring after ring. A ring that is not
+//!   closed (first and last coordinates differ, or a single point) is
+//!   followed by one copy of its first coordinate, so that **edge `i` is
+//!   always `coords[i] -> coords[i + 1]`**, the implicit closing edge
+//!   included. (Rings coming from `geo` are always closed already, so this
+//!   copy is virtually never stored.)
+//! * `index: Box<[u32]>` (4 bytes an entry), three sections back to back:
+//!   `K + 1` band offsets (absolute positions in `index`; band `b` is
+//!   `index[index[b]..index[b + 1]]`), then the edge numbers `i` of every
+//!   band, band after band (an edge spanning several bands is listed once
+//!   per band, its coordinates are still stored once), then the source
+//!   length of each ring (exterior first), from which the rings are
+//!   recovered exactly ([`PreparedPolygon::rings`],
+//!   [`PreparedPolygon::to_polygon`]).
+//!
+//! So a polygon costs about `16 + 4 * s + 4 / 4` bytes a vertex, where `s`
+//! is the average number of bands an edge is listed in, plus an 80-byte
+//! header and the allocator's overhead of its two buffers, which matter for
+//! small parts. Measured with `cargo bench --bench scale` (one run each on
+//! a loaded 2-core machine; RSS delta across `spatial::prepare` or bytes
+//! owned, whichever is larger): 25.8 B/vertex for the bundled data
+//! (535k vertices, 45 a part), 25.1 for TIGER 2019 places (12.7M vertices,
+//! 288 a part), 31.9 for `synth_1e5` (1.7M vertices, 17 a part). The
+//! previous layout, a 32-byte copy of each edge in every band it meets,
+//! plus the `geo` geometry kept beside it, took 68-79 B/vertex for the same
+//! data. The whole index (with the R-tree, grid and part table of
+//! `Snapshot::build`) went from 92 / 81 / 96 to 47 / 26 / 60 B/vertex:
+//! under the 32 B/vertex target for TIGER, while for the bundled and
+//! synthetic sets the snapshot's own structures (21-28 B/vertex, mostly
+//! the fixed-size grid and per-part costs) are the larger share.
+//!
+//! Band edges are stored in ring order, so the coordinates a band reads
+//! are mostly adjacent in memory. The header is kept to what a point test
+//! reads (bounding box, band scale, the two boxed slices, the band count:
+//! 80 bytes); the ring table and the vertex count are derived from the
+//! tail of `index` on the cold paths that need them.
+//!
+//! Edges are compared with their endpoints ordered so that `y0 <= y1`
+//! (ordered on the fly from the two coordinates); the crossing parity does
+//! not depend on an edge's direction.
 //!
 //! # Inside rule: even-odd over all rings
 //!
@@ -63,9 +102,16 @@
 //! contains it. Degenerate polygons (no rings, empty rings, zero height or
 //! width, non-finite coordinates) use a single band and never divide by
 //! zero or panic.
+//!
+//! # Limits
+//!
+//! Edge numbers and buffer positions are `u32`: one polygon part can hold
+//! up to 2^32 - 2 coordinates and 2^32 - 1 index entries (about 64 GiB of
+//! coordinates, far above the store's vertex limit). Edges past that limit
+//! would not be indexed (and a debug build asserts).
 
 use geo::kernels::{Kernel, RobustKernel};
-use geo::{Coord, Orientation, Polygon};
+use geo::{Coord, LineString, Orientation, Polygon};
 
 /// Upper bound on the number of y-bands of one polygon.
 pub const MAX_BANDS: usize = 1 << 16;
@@ -91,21 +137,32 @@ pub enum Location {
 }
 
 /// A polygon (exterior ring plus holes) prepared for fast point-coverage
-/// tests. See the [module documentation](self) for the algorithm.
+/// tests. See the [module documentation](self) for the algorithm and the
+/// memory layout.
 #[derive(Clone, Debug)]
 pub struct PreparedPolygon {
     min: [f64; 2],
     max: [f64; 2],
-    /// Band-major edge storage: band `b` is `edges[offsets[b]..offsets[b+1]]`.
-    edges: Vec<Edge>,
-    /// `bands + 1` offsets into `edges`.
-    offsets: Vec<u32>,
     /// `bands / height`, or `0.0` for degenerate (zero or non-finite) heights.
     scale: f64,
+    /// Every ring's coordinates, ring after ring, each unclosed ring followed
+    /// by a copy of its first coordinate: edge `i` is `coords[i] -> coords[i + 1]`.
+    coords: Box<[Coord<f64>]>,
+    /// `bands + 1` band offsets (positions in this buffer), then the edge
+    /// numbers of each band, then the source length of each ring.
+    index: Box<[u32]>,
     /// Number of bands minus one (the largest valid band index).
-    last_band: usize,
-    /// Number of coordinates in the source rings.
-    vertices: usize,
+    last_band: u32,
+}
+
+/// Whether the stored form of `ring` carries an extra copy of its first
+/// coordinate to close it (unclosed rings and single points).
+#[inline]
+fn needs_closing(ring: &[Coord<f64>]) -> bool {
+    match (ring.first(), ring.last()) {
+        (Some(first), Some(last)) => first != last || ring.len() == 1,
+        _ => false,
+    }
 }
 
 impl PreparedPolygon {
@@ -119,45 +176,62 @@ impl PreparedPolygon {
 
     /// Prepares raw rings (closed or not); all rings are treated alike.
     fn from_rings<'a>(rings: impl Iterator<Item = &'a [Coord<f64>]>) -> Self {
-        let mut raw: Vec<Edge> = Vec::new();
-        let mut vertices = 0usize;
+        let rings: Vec<&[Coord<f64>]> = rings.collect();
+        let stored: usize = rings.iter().map(|r| r.len() + usize::from(needs_closing(r))).sum();
+        debug_assert!(stored < u32::MAX as usize, "polygon part too large for u32 edge numbers");
+
+        // Coordinates once, ring after ring, plus the `[start, end)` span of
+        // each ring in `coords`.
+        let mut coords: Vec<Coord<f64>> = Vec::with_capacity(stored);
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(rings.len());
         let mut min = [f64::INFINITY; 2];
         let mut max = [f64::NEG_INFINITY; 2];
-        for pts in rings {
-            vertices += pts.len();
-            let (Some(&first), Some(&last)) = (pts.first(), pts.last()) else {
-                continue;
-            };
-            for p in pts {
+        for pts in &rings {
+            let start = coords.len();
+            coords.extend_from_slice(pts);
+            if let Some(&first) = pts.first() {
+                // Close the ring; for a single-point ring this makes a
+                // zero-length edge so that the point itself is "covered".
+                if needs_closing(pts) {
+                    coords.push(first);
+                }
+            }
+            for p in *pts {
                 min[0] = min[0].min(p.x);
                 min[1] = min[1].min(p.y);
                 max[0] = max[0].max(p.x);
                 max[1] = max[1].max(p.y);
             }
-            for w in pts.windows(2) {
-                raw.push(Edge::new(w[0], w[1]));
-            }
-            // Close the ring implicitly; for a single-point ring this adds a
-            // zero-length edge so that the point itself is "covered".
-            if first != last || pts.len() == 1 {
-                raw.push(Edge::new(last, first));
-            }
+            spans.push((start, coords.len()));
         }
-        if raw.is_empty() {
+        // Edge numbers: `i` for `coords[i] -> coords[i + 1]` within a ring.
+        let edge_numbers = || {
+            spans
+                .iter()
+                .flat_map(|&(start, end)| start..end.saturating_sub(1).max(start))
+                .filter_map(|i| u32::try_from(i).ok())
+        };
+        let edge_count = edge_numbers().count();
+        if edge_count == 0 {
             min = [0.0; 2];
             max = [0.0; 2];
         }
 
         let height = max[1] - min[1];
-        let wanted = (raw.len() / 4).clamp(1, MAX_BANDS);
+        let wanted = (edge_count / 4).clamp(1, MAX_BANDS);
         let bands = if height.is_finite() && height > 0.0 { wanted } else { 1 };
         let scale = if bands > 1 { bands as f64 / height } else { 0.0 };
         let last_band = bands - 1;
         let band_of = |y: f64| -> usize { band_index(y, min[1], scale, last_band) };
+        let edge_of = |i: u32| -> Edge {
+            let i = i as usize;
+            Edge::new(coords[i], coords[i + 1])
+        };
 
-        // Counting pass, then a fill pass into one contiguous buffer.
-        let mut counts = vec![0u32; bands + 1];
-        for e in &raw {
+        // Counting pass, then a fill pass into the one `u32` buffer.
+        let mut counts = vec![0usize; bands + 1];
+        for i in edge_numbers() {
+            let e = edge_of(i);
             for b in band_of(e.y0)..=band_of(e.y1) {
                 counts[b + 1] += 1;
             }
@@ -165,18 +239,70 @@ impl PreparedPolygon {
         for b in 0..bands {
             counts[b + 1] += counts[b];
         }
-        let offsets = counts;
-        let total = offsets[bands] as usize;
-        let mut edges = vec![Edge { x0: 0.0, y0: 0.0, x1: 0.0, y1: 0.0 }; total];
-        let mut cursor: Vec<u32> = offsets[..bands].to_vec();
-        for e in &raw {
+        let base = bands + 1;
+        let slots = counts[bands];
+        let total = base + slots + rings.len();
+        debug_assert!(total <= u32::MAX as usize, "polygon part too large for u32 band offsets");
+        let position = |p: usize| u32::try_from(p).unwrap_or(u32::MAX);
+        let mut index = vec![0u32; total];
+        for (b, &count) in counts.iter().enumerate() {
+            index[b] = position(base + count);
+        }
+        let mut cursor: Vec<usize> = counts[..bands].iter().map(|&c| base + c).collect();
+        for i in edge_numbers() {
+            let e = edge_of(i);
             for b in band_of(e.y0)..=band_of(e.y1) {
-                edges[cursor[b] as usize] = *e;
+                index[cursor[b]] = i;
                 cursor[b] += 1;
             }
         }
+        for (slot, ring) in index[base + slots..].iter_mut().zip(&rings) {
+            *slot = position(ring.len());
+        }
 
-        PreparedPolygon { min, max, edges, offsets, scale, last_band, vertices }
+        PreparedPolygon {
+            min,
+            max,
+            scale,
+            coords: coords.into_boxed_slice(),
+            index: index.into_boxed_slice(),
+            last_band: position(last_band),
+        }
+    }
+
+    /// The edge numbers listed in bands `lo..=hi`.
+    #[inline]
+    fn bands(&self, lo: usize, hi: usize) -> Option<&[u32]> {
+        let start = *self.index.get(lo)? as usize;
+        let end = *self.index.get(hi + 1)? as usize;
+        self.index.get(start..end)
+    }
+
+    /// Every stored edge slot (edge numbers, once per band they span).
+    fn all_edges(&self) -> &[u32] {
+        self.bands(0, self.last_band as usize).unwrap_or(&[])
+    }
+
+    /// The source length of each ring (exterior first).
+    fn ring_lengths(&self) -> &[u32] {
+        let end = self.index.get(self.last_band as usize + 1).map_or(self.index.len(), |&e| e as usize);
+        self.index.get(end..).unwrap_or(&[])
+    }
+
+    /// Edge number `i`, endpoints ordered so that `y0 <= y1`.
+    #[inline]
+    fn edge(&self, i: u32) -> Option<Edge> {
+        let i = i as usize;
+        match self.coords.get(i..i + 2) {
+            Some(&[a, b]) => Some(Edge::new(a, b)),
+            _ => None,
+        }
+    }
+
+    /// The edges of `ids` (edge numbers).
+    #[inline]
+    fn edges<'a>(&'a self, ids: &'a [u32]) -> impl Iterator<Item = Edge> + 'a {
+        ids.iter().filter_map(|&i| self.edge(i))
     }
 
     /// True when `c` is inside the polygon or exactly on any of its edges or
@@ -194,15 +320,12 @@ impl PreparedPolygon {
         if !(px >= self.min[0] && px <= self.max[0] && py >= self.min[1] && py <= self.max[1]) {
             return Location::Outside;
         }
-        let b = band_index(py, self.min[1], self.scale, self.last_band);
-        let (Some(&start), Some(&end)) = (self.offsets.get(b), self.offsets.get(b + 1)) else {
-            return Location::Outside;
-        };
-        let Some(band) = self.edges.get(start as usize..end as usize) else {
+        let b = band_index(py, self.min[1], self.scale, self.last_band as usize);
+        let Some(band) = self.bands(b, b) else {
             return Location::Outside;
         };
         let mut inside = false;
-        for e in band {
+        for e in self.edges(band) {
             if py < e.y0 || py > e.y1 {
                 continue;
             }
@@ -220,7 +343,7 @@ impl PreparedPolygon {
                 }
                 continue;
             }
-            match orient(e, px, py) {
+            match orient(&e, px, py) {
                 Orientation::Collinear => return Location::Boundary,
                 // Point left of the upward edge => edge is right of point.
                 Orientation::CounterClockwise => {
@@ -247,24 +370,73 @@ impl PreparedPolygon {
     /// Number of coordinates in the source rings (exterior plus holes, as
     /// given, including closing points).
     pub fn vertex_count(&self) -> usize {
-        self.vertices
+        self.ring_lengths().iter().map(|&n| n as usize).sum()
     }
 
     /// Number of y-bands used.
     pub fn band_count(&self) -> usize {
-        self.last_band + 1
+        self.last_band as usize + 1
     }
 
     /// Number of stored edge slots (edges counted once per band they span).
     pub fn stored_edge_count(&self) -> usize {
-        self.edges.len()
+        self.all_edges().len()
+    }
+
+    /// Heap bytes this polygon owns (coordinates and the `u32` index), not
+    /// counting its own header (`size_of::<PreparedPolygon>()`).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.coords) + std::mem::size_of_val(&*self.index)
+    }
+
+    /// The source rings (exterior first, then the holes), exactly as given
+    /// to [`new`](Self::new): same coordinates, same closing points.
+    pub fn rings(&self) -> impl Iterator<Item = &[Coord<f64>]> + '_ {
+        let mut at = 0usize;
+        self.ring_lengths().iter().map(move |&n| {
+            let ring = self.coords.get(at..at + n as usize).unwrap_or(&[]);
+            at += ring.len() + usize::from(needs_closing(ring));
+            ring
+        })
+    }
+
+    /// The polygon this was prepared from, rebuilt from the stored
+    /// coordinates: equal (`==`, and bit for bit) to the `Polygon` given to
+    /// [`new`](Self::new).
+    pub fn to_polygon(&self) -> Polygon<f64> {
+        // `Polygon::new` closes every ring whose first and last coordinates
+        // differ under `==`. Source rings come from `geo`, so they were
+        // closed the same way: re-closing is a no-op, except for a ring
+        // whose first coordinate has a NaN (never equal to itself), which
+        // `geo` always closed by appending a copy of it. Drop that copy so
+        // that `Polygon::new` appends the same one again.
+        let ring = |r: &[Coord<f64>]| {
+            let r = match r.first() {
+                Some(first) if (first.x.is_nan() || first.y.is_nan()) && r.len() > 1 => &r[..r.len() - 1],
+                _ => r,
+            };
+            LineString::new(r.to_vec())
+        };
+        let mut rings = self.rings().map(ring);
+        let exterior = rings.next().unwrap_or_else(|| LineString::new(Vec::new()));
+        Polygon::new(exterior, rings.collect())
+    }
+
+    /// Whether `polygon` has exactly the rings this was prepared from (the
+    /// same test as `==` on the source polygon, without rebuilding it).
+    pub fn same_as(&self, polygon: &Polygon<f64>) -> bool {
+        self.ring_lengths().len() == 1 + polygon.interiors().len()
+            && self
+                .rings()
+                .zip(std::iter::once(polygon.exterior()).chain(polygon.interiors()))
+                .all(|(mine, theirs)| mine == theirs.0.as_slice())
     }
 
     /// The stored edges as `(lower, upper)` endpoint pairs (`[x, y]`, lower
     /// `y` first; an edge spanning several bands is yielded once per band).
     /// Used to rasterise the boundary into acceleration grids.
     pub(crate) fn segments(&self) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
-        self.edges.iter().map(Edge::ends)
+        self.edges(self.all_edges()).map(|e| e.ends())
     }
 
     /// Like [`segments`](Self::segments), but only from the bands that the
@@ -275,14 +447,12 @@ impl PreparedPolygon {
         let band = if ylo > self.max[1] || yhi < self.min[1] {
             &[][..]
         } else {
-            let lo = band_index(ylo.max(self.min[1]), self.min[1], self.scale, self.last_band);
-            let hi = band_index(yhi.min(self.max[1]), self.min[1], self.scale, self.last_band);
-            match (self.offsets.get(lo), self.offsets.get(hi + 1)) {
-                (Some(&s), Some(&e)) => self.edges.get(s as usize..e as usize).unwrap_or(&self.edges),
-                _ => &self.edges,
-            }
+            let last = self.last_band as usize;
+            let lo = band_index(ylo.max(self.min[1]), self.min[1], self.scale, last);
+            let hi = band_index(yhi.min(self.max[1]), self.min[1], self.scale, last);
+            self.bands(lo, hi).unwrap_or_else(|| self.all_edges())
         };
-        band.iter().map(Edge::ends)
+        self.edges(band).map(|e| e.ends())
     }
 
     /// Whether the closed axis-aligned box `[min, max]` lies entirely inside
@@ -293,15 +463,13 @@ impl PreparedPolygon {
         if !(min[0] > self.min[0] && max[0] < self.max[0] && min[1] > self.min[1] && max[1] < self.max[1]) {
             return false;
         }
-        let lo = band_index(min[1], self.min[1], self.scale, self.last_band);
-        let hi = band_index(max[1], self.min[1], self.scale, self.last_band);
-        let (Some(&start), Some(&end)) = (self.offsets.get(lo), self.offsets.get(hi + 1)) else {
+        let last = self.last_band as usize;
+        let lo = band_index(min[1], self.min[1], self.scale, last);
+        let hi = band_index(max[1], self.min[1], self.scale, last);
+        let Some(ids) = self.bands(lo, hi) else {
             return false;
         };
-        let Some(edges) = self.edges.get(start as usize..end as usize) else {
-            return false;
-        };
-        if edges.iter().any(|e| segment_touches_box(e, min, max)) {
+        if self.edges(ids).any(|e| segment_touches_box(&e, min, max)) {
             return false;
         }
         // No edge touches the box, so the whole box has one parity; test a
@@ -315,15 +483,13 @@ impl PreparedPolygon {
         if min[0] > self.max[0] || max[0] < self.min[0] || min[1] > self.max[1] || max[1] < self.min[1] {
             return false;
         }
-        let lo = band_index(min[1].max(self.min[1]), self.min[1], self.scale, self.last_band);
-        let hi = band_index(max[1].min(self.max[1]), self.min[1], self.scale, self.last_band);
-        let (Some(&start), Some(&end)) = (self.offsets.get(lo), self.offsets.get(hi + 1)) else {
+        let last = self.last_band as usize;
+        let lo = band_index(min[1].max(self.min[1]), self.min[1], self.scale, last);
+        let hi = band_index(max[1].min(self.max[1]), self.min[1], self.scale, last);
+        let Some(ids) = self.bands(lo, hi) else {
             return true;
         };
-        let Some(edges) = self.edges.get(start as usize..end as usize) else {
-            return true;
-        };
-        edges.iter().any(|e| segment_touches_box(e, min, max))
+        self.edges(ids).any(|e| segment_touches_box(&e, min, max))
     }
 }
 
@@ -733,6 +899,81 @@ mod tests {
             let mid = c((x + nx) / 2.0, (y + ny) / 2.0);
             assert_eq!(p.covers(mid), covers_brute_force(&poly, mid), "mid {i}");
         }
+    }
+
+    /// Bit patterns of every coordinate of every ring, ring by ring.
+    fn bits(p: &Polygon<f64>) -> Vec<Vec<(u64, u64)>> {
+        std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .map(|r| r.0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect())
+            .collect()
+    }
+
+    #[test]
+    fn rebuilt_polygons_equal_the_parsed_ones() {
+        // Holes, an unclosed exterior, an unclosed 3-position hole, single-point
+        // rings, an empty hole, a negative zero: as parsed from GeoJSON.
+        let text = r#"{"type":"MultiPolygon","coordinates":[
+            [[[0,0],[10,0],[10,10],[0,10],[0,0]],[[4,4],[6,4],[6,6],[4,6],[4,4]],[[1,1],[2,1],[1,2]]],
+            [[[20,0],[30,0],[30,10]]],
+            [[[40,5]]],
+            [[[-0.0,50],[51,50],[51,51],[0.0,50]],[[50.5,50.25]],[],[[50.1,50.1],[50.2,50.1],[50.1,50.2]]]
+        ]}"#;
+        let mp = crate::geometry::parse_stored(text).expect("parses");
+        assert_eq!(mp.0.len(), 4);
+        for poly in &mp.0 {
+            let p = PreparedPolygon::new(poly);
+            let rebuilt = p.to_polygon();
+            assert_eq!(rebuilt, *poly);
+            assert_eq!(bits(&rebuilt), bits(poly));
+            assert!(p.same_as(poly));
+            let rings: Vec<&[Coord<f64>]> = p.rings().collect();
+            let given: Vec<&[Coord<f64>]> =
+                std::iter::once(poly.exterior()).chain(poly.interiors()).map(|r| r.0.as_slice()).collect();
+            assert_eq!(rings, given);
+            assert_eq!(p.vertex_count(), given.iter().map(|r| r.len()).sum::<usize>());
+        }
+        // Single-point rings stay single points.
+        let point = PreparedPolygon::new(&mp.0[2]);
+        assert_eq!(point.to_polygon().exterior().0, vec![c(40.0, 5.0)]);
+        assert!(point.covers(c(40.0, 5.0)));
+        let holes = PreparedPolygon::new(&mp.0[3]).to_polygon();
+        assert_eq!(holes.interiors()[0].0, vec![c(50.5, 50.25)]);
+        assert!(holes.interiors()[1].0.is_empty());
+
+        // Any difference is seen.
+        let p = PreparedPolygon::new(&mp.0[0]);
+        assert!(!p.same_as(&mp.0[1]));
+        let mut moved = mp.0[0].clone();
+        moved.exterior_mut(|r| r.0[2].x = 10.5);
+        assert!(!p.same_as(&moved));
+        let fewer = Polygon::new(mp.0[0].exterior().clone(), mp.0[0].interiors()[..1].to_vec());
+        assert!(!p.same_as(&fewer));
+        let mut more = mp.0[0].clone();
+        more.interiors_push(vec![(7.0, 7.0), (8.0, 7.0), (8.0, 8.0)]);
+        assert!(!p.same_as(&more));
+
+        // A NaN first coordinate (never parsed, but geo allows it): geo closes
+        // such a ring on every construction; the rebuild is still bit-exact.
+        let nan = polygon![(x: f64::NAN, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0)];
+        assert_eq!(bits(&PreparedPolygon::new(&nan).to_polygon()), bits(&nan));
+    }
+
+    #[test]
+    fn raw_rings_are_kept_as_given() {
+        // An unclosed 3-coordinate ring and a single point: kept as given,
+        // the closing edges exist only in the index.
+        let tri = [c(0.0, 0.0), c(4.0, 0.0), c(0.0, 4.0)];
+        let dot = [c(9.0, 9.0)];
+        let p = PreparedPolygon::from_rings([&tri[..], &dot[..], &[][..]].into_iter());
+        let rings: Vec<&[Coord<f64>]> = p.rings().collect();
+        assert_eq!(rings, vec![&tri[..], &dot[..], &[][..]]);
+        assert_eq!(p.vertex_count(), 4);
+        // Edges: 3 of the triangle (one implicit) and the point's zero-length one.
+        assert_eq!(p.edges(p.all_edges()).count(), p.stored_edge_count());
+        assert!(p.covers(c(2.0, 2.0)) && p.covers(c(9.0, 9.0)) && !p.covers(c(9.0, 8.0)));
+        assert_eq!(p.heap_bytes(), (3 + 1 + 1 + 1) * 16 + (p.band_count() + 1 + p.stored_edge_count() + 3) * 4);
+        assert!(std::mem::size_of::<PreparedPolygon>() <= 80);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::urn::{ServiceUrn, UrnError};
 use super::xml::{token, Writer, GML_NS, LOST_NS};
 use crate::index::{Entry, Snapshot};
 use crate::model::Endpoint;
-use geo::{BoundingRect, Destination, Haversine, Intersects, LineString, Point, Polygon};
+use geo::{BoundingRect, Destination, Haversine, Intersects, LineString, Point, Polygon, Rect};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
@@ -63,7 +63,7 @@ pub fn answer(snapshot: &Snapshot, ctx: &Context, req: Request) -> Result<String
             };
             let (id, hash) = gml::parse_key(&key).ok_or_else(not_found)?;
             let entry = snapshot.get(&id).ok_or_else(not_found)?;
-            if gml::boundary_hash(&id, &entry.boundary) != hash {
+            if gml::boundary_hash(&id, &entry.boundary()) != hash {
                 return Err(not_found());
             }
             let mut w = Writer::new();
@@ -122,7 +122,7 @@ fn find_service(snapshot: &Snapshot, ctx: &Context, f: FindService) -> Result<St
         if f.boundary_by_value {
             write_boundary(&mut w, entry);
         } else {
-            let key = gml::boundary_key(&record.id, &entry.boundary);
+            let key = gml::boundary_key(&record.id, &entry.boundary());
             w.empty("serviceBoundaryReference", &[("source", ctx.server), ("key", &key)]);
         }
         for ep in endpoints {
@@ -167,11 +167,12 @@ fn ours(service: &str) -> Result<ServiceUrn, LostError> {
 
 /// Writes the `<serviceBoundary>` of an entry; false when it has no polygon.
 fn write_boundary(w: &mut Writer, entry: &Entry) -> bool {
-    if entry.boundary.0.iter().all(|p| p.exterior().0.len() < 4) {
+    // Each part's first ring is its exterior.
+    if entry.prepared.iter().all(|p| p.rings().next().map_or(0, <[_]>::len) < 4) {
         return false;
     }
     w.open("serviceBoundary", &[("profile", super::request::GEODETIC_2D)]);
-    gml::write_polygons(w, &entry.boundary);
+    gml::write_polygons(w, &entry.boundary());
     w.close();
     true
 }
@@ -249,8 +250,13 @@ fn covering(snapshot: &Snapshot, shape: Shape) -> Result<Vec<&Arc<Entry>>, LostE
             Ok(snapshot
                 .entries()
                 .filter(|e| !e.endpoints.is_empty())
-                .filter(|e| e.boundary.bounding_rect().is_some_and(|b| b.intersects(&bbox)))
-                .filter(|e| circle.intersects(&*e.boundary))
+                // The stored bounding boxes first (no copy), then the same
+                // tests as ever on the rebuilt boundary.
+                .filter(|e| e.bbox().is_some_and(|(lo, hi)| Rect::new(lo, hi).intersects(&bbox)))
+                .filter(|e| {
+                    let boundary = e.boundary();
+                    boundary.bounding_rect().is_some_and(|b| b.intersects(&bbox)) && circle.intersects(&boundary)
+                })
                 .collect())
         }
     }

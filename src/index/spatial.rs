@@ -46,7 +46,16 @@
 //!
 //! Measured with `cargo bench --bench resolve` (all 8,492 bundled features,
 //! 10,000 random points in bounding boxes of random features, 2-core shared
-//! machine, one run): GRID_FIGURES
+//! machine at load ~4, one run, 2026-11-26): grid path 555 ns/point single
+//! and 689 ns/point in a 10k batch; R-tree-only path 2.51 / 2.31 us; R-tree
+//! plus plain `geo::Intersects` baseline 3.58 / 3.75 us. Per lookup point the
+//! grid walks 1.5 levels below the top, takes 1.6 parts as covering without
+//! a test and edge-tests 1.9 (3.6 with the earlier level-by-level
+//! refinement, 3.8 with no refinement); 30 % of the points need no edge
+//! test. Instruction counts (callgrind, deterministic) fell from ~910 to
+//! ~690 a point with the refinement and the removal of the libm `floor`
+//! call. The refinement costs build time: ~350 ms against ~120 ms for the
+//! flat grid (prepared geometry is reused either way).
 //!
 //! # Boundary rule and invalid polygons
 //!

@@ -281,7 +281,7 @@ const MAX_CELLS: usize = 1 << 20;
 const MIN_NODES: usize = 1 << 16;
 /// Most refined nodes allowed (the node budget is half the vertex count
 /// within `MIN_NODES..=MAX_NODES`).
-const MAX_NODES: usize = 1 << 24;
+const MAX_NODES: usize = 1 << 21;
 /// A refined node has `FANOUT x FANOUT` children (`FANOUT = 2^FANOUT_BITS`).
 const FANOUT_BITS: u32 = 2;
 const FANOUT: usize = 1 << FANOUT_BITS;

@@ -679,7 +679,11 @@ pub enum IndexError {
     Task(String),
 }
 
-/// Builds entries from stored rows (parsing and preparing every boundary).
+/// Builds entries from stored rows (parsing and preparing every boundary),
+/// on every available core (`std::thread::scope`; rows are taken in small
+/// batches from a shared counter, so a few huge boundaries do not leave the
+/// other threads idle). Entries come back in row order; on unreadable
+/// boundaries the error names the first such row.
 pub fn entries_from_rows(
     rows: Vec<StoredJurisdiction>,
     endpoints: Vec<Endpoint>,
@@ -688,14 +692,53 @@ pub fn entries_from_rows(
     for e in endpoints {
         by_jurisdiction.entry(e.jurisdiction_id.clone()).or_default().push(e);
     }
-    rows.into_iter()
+    let one = |row: StoredJurisdiction, endpoints: Vec<Endpoint>| -> Result<Arc<Entry>, IndexError> {
+        let boundary = geometry::parse_stored(&row.boundary)
+            .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
+        Ok(Arc::new(Entry::new(row.record, Arc::new(boundary), endpoints)))
+    };
+    let jobs: Vec<std::sync::Mutex<Option<(StoredJurisdiction, Vec<Endpoint>)>>> = rows
+        .into_iter()
         .map(|row| {
-            let boundary = geometry::parse_stored(&row.boundary)
-                .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
             let endpoints = by_jurisdiction.remove(&row.record.id).unwrap_or_default();
-            Ok(Arc::new(Entry::new(row.record, Arc::new(boundary), endpoints)))
+            std::sync::Mutex::new(Some((row, endpoints)))
         })
-        .collect()
+        .collect();
+    const BATCH: usize = 16;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().div_ceil(BATCH));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+            if start >= jobs.len() {
+                return done;
+            }
+            for (i, job) in jobs.iter().enumerate().skip(start).take(BATCH) {
+                let taken = job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some((row, endpoints)) = taken {
+                    done.push((i, one(row, endpoints)));
+                }
+            }
+        }
+    };
+    let mut done = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut all = work();
+            for helper in helpers {
+                match helper.join() {
+                    Ok(part) => all.extend(part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            all
+        })
+    };
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, entry)| entry).collect()
 }
 
 /// Reads the whole registry and builds a snapshot off the async threads.
@@ -707,9 +750,11 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
     let rows = store.load_jurisdictions().await?;
     let endpoints = store.load_endpoints().await?;
     let read = started.elapsed();
-    let mut snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
+    let (mut snapshot, prepare) = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
+        let started = Instant::now();
         let entries = entries_from_rows(rows, endpoints)?;
-        Ok(Snapshot::build(version, entries))
+        let prepare = started.elapsed();
+        Ok((Snapshot::build(version, entries), prepare))
     })
     .await
     .map_err(|e| IndexError::Task(e.to_string()))??;
@@ -723,6 +768,8 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
         endpoints = stats.endpoints,
         read_ms = read.as_millis() as u64,
         build_ms = (started.elapsed() - read).as_millis() as u64,
+        prepare_ms = prepare.as_millis() as u64,
+        index_ms = stats.build_ms,
         "index built"
     );
     Ok(snapshot)

@@ -697,7 +697,9 @@ pub fn entries_from_rows(
             .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
         Ok(Arc::new(Entry::new(row.record, Arc::new(boundary), endpoints)))
     };
-    let jobs: Vec<std::sync::Mutex<Option<(StoredJurisdiction, Vec<Endpoint>)>>> = rows
+    // A row and its endpoints, taken by whichever thread gets there first.
+    type Job = std::sync::Mutex<Option<(StoredJurisdiction, Vec<Endpoint>)>>;
+    let jobs: Vec<Job> = rows
         .into_iter()
         .map(|row| {
             let endpoints = by_jurisdiction.remove(&row.record.id).unwrap_or_default();

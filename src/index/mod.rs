@@ -6,10 +6,10 @@
 //! A snapshot is built in these steps:
 //! 1. every stored boundary is parsed and each polygon part prepared
 //!    ([`spatial::prepare`]: y-stripe edge bands, so a point test costs about
-//!    O(log V) instead of O(V));
-//! 2. entries are sorted by answer order (tier rank, larger area first, id), so
-//!    an entry's slot number *is* its rank and a query answer is just its
-//!    sorted slots;
+//!    O(log V) instead of O(V)), on every core when loading from the store;
+//! 2. entries are sorted by answer order (tier rank, larger area first, id)
+//!    and keyed by their rank, so until a write moves an entry a query
+//!    answer is just its sorted keys (see [`Snapshot`] for after);
 //! 3. each entry's public JSON (record, endpoints, services) is rendered once;
 //! 4. the R-tree over all polygon parts is bulk-loaded ([`spatial::SpatialIndex`]).
 //!

@@ -41,15 +41,21 @@
 //!    `IndexHandle::publish` (including dropping the previous snapshot when
 //!    it is the last reference, as in the service), for (a)
 //!    `register_endpoint` (same boundary, new endpoint list:
-//!    `Entry::with_prepared`) and (b) `replace_boundary` (`Entry::new` with a
-//!    changed polygon; the entry is made before the timer starts, its
-//!    preparation time is printed apart). Successive writes alternate between
-//!    two different entries so that nothing can be skipped as unchanged.
+//!    `Entry::with_prepared`), (b) `replace_boundary` (`Entry::new` with a
+//!    changed polygon but the same record, so the same area and rank),
+//!    (c) `replace_boundary_new_area` (the changed polygon with its smaller
+//!    area: the entry moves to another rank, checked), (d) `insert` (a new
+//!    jurisdiction) and (e) `delete` (that one again; insert and delete each
+//!    undo the other untimed first). Entries are made before the timer
+//!    starts; the preparation time of the changed boundary is printed apart.
+//!    Successive writes alternate between two different entries so that
+//!    nothing can be skipped as unchanged.
 //!    When one write takes more than 250 ms, criterion is skipped and the
 //!    median of 3 manual writes (the first write of each kind, which also
 //!    checks that the write is visible, among them) is printed instead.
 //! 6. **Resident memory of the index per vertex**, measured in a fresh child
-//!    process (this executable again, with `GEOWEBDNS_BENCH_MEMORY_CHILD` set)
+//!    process (skipped with `GEOWEBDNS_BENCH_NO_MEMORY=1`; this executable
+//!    again, with `GEOWEBDNS_BENCH_MEMORY_CHILD` set)
 //!    so that memory freed by earlier data sets cannot be reused and hide
 //!    part of the cost: the prepared geometry, which holds the only copy of
 //!    the boundary coordinates (the entries keep no `MultiPolygon`; it is
@@ -773,23 +779,41 @@ fn run_set(
         Arc::new(Entry::with_prepared(rec.clone(), old.prepared.clone(), vec![endpoint(&id, 1)])),
         Arc::new(Entry::with_prepared(rec.clone(), old.prepared.clone(), vec![endpoint(&id, 1), endpoint(&id, 2)])),
     ];
+    let shrunk = shrink(&target.boundary);
     let started = Instant::now();
-    let changed = Arc::new(Entry::new(rec.clone(), &shrink(&target.boundary), Vec::new()));
+    let changed = Arc::new(Entry::new(rec.clone(), &shrunk, Vec::new()));
     let prepare_one = started.elapsed();
-    let replace = [changed, Arc::new(Entry::new(rec, &target.boundary, Vec::new()))];
+    // Same record (so the same area and rank), changed polygon.
+    let replace = [changed, Arc::new(Entry::new(rec.clone(), &target.boundary, Vec::new()))];
+    // The shrunk polygon with its true area (0.81 of the old one): the
+    // entry moves to another rank and back.
+    let mut smaller = rec.clone();
+    smaller.area_km2 *= 0.81;
+    let new_area = [
+        Arc::new(Entry::new(smaller.clone(), &shrunk, Vec::new())),
+        Arc::new(Entry::new(rec.clone(), &target.boundary, Vec::new())),
+    ];
+    // A new jurisdiction (inserted, then deleted again).
+    let new_id = format!("{id}:bench-new");
+    let mut new_rec = smaller;
+    new_rec.id = new_id.clone();
+    new_rec.name = format!("{} (new)", new_rec.name);
+    let inserted = Arc::new(Entry::new(new_rec, &shrunk, Vec::new()));
     println!(
         "writes target `{id}` ({} vertices; preparing its changed boundary with Entry::new took {:.2} ms, not counted below)",
         old.vertices,
         ms(prepare_one)
     );
+    let rank_of = |id: &str| handle.current().entries().position(|e| e.record.id == id);
+    let old_rank = rank_of(&id);
     let version = std::cell::Cell::new(1i64);
     let publish_times = RefCell::new(Vec::new());
     // One write: (with_changes + publish, publish alone).
-    let write = |entry: &Arc<Entry>| -> Duration {
+    let write = |id: &str, entry: Option<&Arc<Entry>>| -> Duration {
         let started = Instant::now();
         let current = handle.current();
         let v = current.version() + 1;
-        let next = current.with_changes(v, vec![(id.clone(), Some(Arc::clone(entry)))]);
+        let next = current.with_changes(v, vec![(id.to_owned(), entry.map(Arc::clone))]);
         drop(current);
         let publish_started = Instant::now();
         let swapped = handle.publish(next);
@@ -799,26 +823,74 @@ fn run_set(
         publish_times.borrow_mut().push(end - publish_started);
         end - started
     };
+    // The kinds of write timed: (criterion id, summary figure).
+    const KINDS: [(&str, &str); 5] = [
+        ("register_endpoint", "write visible: register endpoint"),
+        ("replace_boundary", "write visible: replace boundary, same area"),
+        ("replace_boundary_new_area", "write visible: replace boundary, new area"),
+        ("insert", "write visible: insert"),
+        ("delete", "write visible: delete"),
+    ];
+    // Whether `new_id` is in the current snapshot.
+    let exists = std::cell::Cell::new(false);
+    // Write `n` of a kind (alternating between two entries, so that nothing
+    // can be skipped as unchanged; insert and delete first undo the last
+    // one, untimed): the time until it is visible.
+    let timed_write = |kind: &str, n: usize| -> Duration {
+        let pair = match kind {
+            "register_endpoint" => &register,
+            "replace_boundary" => &replace,
+            "replace_boundary_new_area" => &new_area,
+            _ => {
+                let insert = kind == "insert";
+                if exists.get() == insert {
+                    write(&new_id, (!insert).then_some(&inserted));
+                }
+                exists.set(insert);
+                return write(&new_id, insert.then_some(&inserted));
+            }
+        };
+        write(&id, Some(&pair[n % 2]))
+    };
     // Probe one write of each kind, and check it is visible.
     let mut probes = Vec::new();
-    for (kind, pair) in [("register_endpoint", &register), ("replace_boundary", &replace)] {
-        probes.push(write(&pair[0]));
+    for (kind, _) in KINDS {
+        probes.push(timed_write(kind, 0));
         let cur = handle.current();
-        let seen = cur.get(&id).expect("the written jurisdiction is in the new snapshot");
-        assert!(Arc::ptr_eq(seen, &pair[0]), "{set}: {kind}: the write is not visible after publish");
-        assert_eq!(cur.entries().len(), features.len(), "{set}: {kind}: a write changed the jurisdiction count");
+        let (written, count) = match kind {
+            "register_endpoint" => (&id, Some(&register[0])),
+            "replace_boundary" => (&id, Some(&replace[0])),
+            "replace_boundary_new_area" => (&id, Some(&new_area[0])),
+            "insert" => (&new_id, Some(&inserted)),
+            _ => (&new_id, None),
+        };
+        match count {
+            Some(e) => {
+                let seen = cur.get(written).expect("the written jurisdiction is in the new snapshot");
+                assert!(Arc::ptr_eq(seen, e), "{set}: {kind}: the write is not visible after publish");
+            }
+            None => assert!(cur.get(written).is_none(), "{set}: {kind}: the deleted jurisdiction is still there"),
+        }
+        let expected = features.len() + usize::from(kind == "insert");
+        assert_eq!(cur.entries().len(), expected, "{set}: {kind}: wrong jurisdiction count after the write");
         assert_eq!(cur.version(), version.get());
+        if kind == "replace_boundary_new_area" {
+            let moved = rank_of(&id);
+            assert_ne!(moved, old_rank, "{set}: {kind}: the new area did not change the rank");
+            println!(
+                "replace_boundary_new_area moves `{id}` from rank {old_rank:?} to {moved:?} (and back, alternately)"
+            );
+        }
     }
     let mut g = c.benchmark_group(format!("{set}_write"));
     let probe = probes.iter().copied().max().unwrap_or_default();
     let manual = probe > SLOW_WRITE || quick;
-    for (k, (kind, pair)) in [("register_endpoint", &register), ("replace_boundary", &replace)].into_iter().enumerate()
-    {
+    for (k, (kind, metric)) in KINDS.into_iter().enumerate() {
         publish_times.borrow_mut().clear();
-        let mut flip = 0usize;
+        let mut n = 0usize;
         let mut one = || {
-            flip += 1;
-            write(&pair[flip % 2])
+            n += 1;
+            timed_write(kind, n)
         };
         let (value, how) = if manual {
             // The probe write counts as the first of them.
@@ -838,24 +910,25 @@ fn run_set(
         if let Some(v) = value {
             println!("write {kind}: {v:.2} ms until visible ({how}); IndexHandle::publish alone {publish:.3} ms");
         }
-        let metric = if kind == "register_endpoint" {
-            "write visible: register endpoint"
-        } else {
-            "write visible: replace boundary"
-        };
         summary.add(set, metric, value, "ms", targets.write_ms);
     }
     g.finish();
     if manual && !quick {
         println!("(writes took {:.0} ms > {} ms: timed by hand, criterion skipped)", ms(probe), SLOW_WRITE.as_millis());
     }
-    // The last write is visible and consistent.
+    // The last write is visible and consistent: answers are in answer order
+    // (tier rank, larger area first, id).
     let cur = handle.current();
     assert_eq!(cur.version(), version.get());
     let mut a = Vec::new();
     for p in pts.iter().take(200) {
         cur.resolve_into(p.x, p.y, &mut a);
-        assert!(a.windows(2).all(|w| w[0] < w[1]), "{set}: answer slots are not in answer order");
+        let found: Vec<&Arc<Entry>> = a.iter().map(|&s| cur.entry(s).expect("a slot names an entry")).collect();
+        let in_order = found.windows(2).all(|w| {
+            let (x, y) = (&w[0].record, &w[1].record);
+            (x.tier.rank(), y.area_km2, &x.id) < (y.tier.rank(), x.area_km2, &y.id)
+        });
+        assert!(in_order, "{set}: an answer is not in answer order");
     }
 }
 
@@ -995,7 +1068,9 @@ fn main() {
             println!("skipping TIGER places: {} not found; set GEOWEBDNS_TIGER_PLACES", tiger_path().display());
             continue;
         }
-        let memory = memory_in_child(set);
+        // GEOWEBDNS_BENCH_NO_MEMORY=1 skips the memory child (it loads and
+        // prepares the whole data set once more).
+        let memory = if std::env::var_os("GEOWEBDNS_BENCH_NO_MEMORY").is_some() { None } else { memory_in_child(set) };
         let Some(features) = load_set(set) else { continue };
         run_set(&mut c, &mut summary, set, features, targets(set), memory, opts.quick);
     }

@@ -329,10 +329,152 @@ pub fn to_geojson_value(mp: &MultiPolygon<f64>) -> Value {
     }
 }
 
-/// Parses stored boundary text (GeoJSON geometry) back into a `MultiPolygon`.
+/// Parses a boundary stored by this service (GeoJSON Polygon or
+/// MultiPolygon text, as [`to_geojson_value`] writes it) back into geometry.
+///
+/// A fast path reads the coordinates straight into `geo` types (no
+/// intermediate JSON tree, no allocation per position); anything it does
+/// not take (`coordinates` before `type`, short positions, other types,
+/// values out of range) goes through the general [`from_geojson`] path, so
+/// results and error messages are the same either way.
 pub fn parse_stored(text: &str) -> Result<MultiPolygon<f64>, String> {
+    if let Some(mp) = fast::parse(text) {
+        return Ok(mp);
+    }
     let g: geojson::Geometry = serde_json::from_str(text).map_err(|e| e.to_string())?;
     from_geojson(&g).map_err(|e| e.to_string())
+}
+
+/// The fast path of [`parse_stored`].
+mod fast {
+    use geo::{Coord, LineString, MultiPolygon, Polygon};
+    use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// `Some` only for a Polygon or MultiPolygon with `type` before
+    /// `coordinates` and every position two or more finite numbers in range.
+    pub fn parse(text: &str) -> Option<MultiPolygon<f64>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mp = de.deserialize_map(GeometryVisitor).ok()?;
+        de.end().ok()?;
+        (!mp.0.is_empty()).then_some(mp)
+    }
+
+    struct GeometryVisitor;
+
+    impl<'de> Visitor<'de> for GeometryVisitor {
+        type Value = MultiPolygon<f64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a GeoJSON Polygon or MultiPolygon")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut multi = None;
+            let mut out = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match key.as_ref() {
+                    "type" if multi.is_none() => {
+                        let t = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                        multi = Some(match t.as_ref() {
+                            "Polygon" => false,
+                            "MultiPolygon" => true,
+                            _ => return Err(A::Error::custom("not polygonal")),
+                        });
+                    }
+                    "coordinates" if out.is_none() => {
+                        out = Some(match multi {
+                            Some(false) => MultiPolygon(vec![map.next_value_seed(PolygonSeed)?]),
+                            Some(true) => MultiPolygon(map.next_value_seed(ListSeed(PolygonSeed))?),
+                            None => return Err(A::Error::custom("coordinates before type")),
+                        });
+                    }
+                    "type" | "coordinates" => return Err(A::Error::custom("repeated member")),
+                    // Other members (bbox, ...) are ignored, as geojson does.
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            out.ok_or_else(|| A::Error::custom("no coordinates"))
+        }
+    }
+
+    /// A list of whatever the inner seed reads.
+    #[derive(Clone, Copy)]
+    struct ListSeed<S>(S);
+
+    impl<'de, S: DeserializeSeed<'de> + Copy> DeserializeSeed<'de> for ListSeed<S> {
+        type Value = Vec<S::Value>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de> + Copy> Visitor<'de> for ListSeed<S> {
+        type Value = Vec<S::Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(item) = seq.next_element_seed(self.0)? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+
+    /// A polygon: a list of rings, the first the exterior.
+    #[derive(Clone, Copy)]
+    struct PolygonSeed;
+
+    impl<'de> DeserializeSeed<'de> for PolygonSeed {
+        type Value = Polygon<f64>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            let rings = ListSeed(ListSeed(PositionSeed)).deserialize(d)?;
+            let mut rings = rings.into_iter();
+            // As `from_geojson` does (geo's Polygon::new closes open rings).
+            let exterior = LineString::new(rings.next().unwrap_or_default());
+            Ok(Polygon::new(exterior, rings.map(LineString::new).collect()))
+        }
+    }
+
+    /// A position: longitude, latitude (anything after them is ignored).
+    #[derive(Clone, Copy)]
+    struct PositionSeed;
+
+    impl<'de> DeserializeSeed<'de> for PositionSeed {
+        type Value = Coord<f64>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for PositionSeed {
+        type Value = Coord<f64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a position")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let short = || A::Error::custom("short position");
+            let x: f64 = seq.next_element()?.ok_or_else(short)?;
+            let y: f64 = seq.next_element()?.ok_or_else(short)?;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            let ok = x.is_finite() && y.is_finite() && (-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y);
+            if !ok {
+                return Err(A::Error::custom("position out of range"));
+            }
+            Ok(Coord { x, y })
+        }
+    }
 }
 
 /// Simplifies a boundary with Ramer–Douglas–Peucker at `meters` tolerance
@@ -433,6 +575,38 @@ mod tests {
         let mp = from_geojson(&g).expect("valid");
         let text = to_geojson_value(&mp).to_string();
         assert_eq!(parse_stored(&text).expect("parses"), mp);
+    }
+
+    #[test]
+    fn parse_stored_fast_path_agrees_with_the_general_one() {
+        let general = |t: &str| -> Result<MultiPolygon<f64>, String> {
+            let g: geojson::Geometry = serde_json::from_str(t).map_err(|e| e.to_string())?;
+            from_geojson(&g).map_err(|e| e.to_string())
+        };
+        let fast_ones = [
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]],[[0.2,0.2],[0.3,0.2],[0.3,0.3],[0.2,0.2]]]}"#,
+            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]],[[[5,5],[6,5],[6,6]]]]}"#,
+            r#"{"type":"Polygon","bbox":[0,0,1,1],"coordinates":[[[0,0,7],[1,0,7],[1,1,7],[0,0,7]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[-180,-90],[180,-90],[180,90],[-180,-90]]]}"#,
+        ];
+        let general_ones = [
+            r#"{"coordinates":[[[0,0],[1,0],[1,1],[0,0]]],"type":"Polygon"}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1],[1,1],[0,0]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[181,0],[1,1],[0,0]]]}"#,
+            r#"{"type":"MultiPolygon","coordinates":[]}"#,
+            r#"{"type":"Point","coordinates":[0,0]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]} x"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]],"type":"Polygon"}"#,
+            "not json",
+        ];
+        for t in fast_ones {
+            assert!(fast::parse(t).is_some(), "{t}");
+            assert_eq!(parse_stored(t), general(t), "{t}");
+        }
+        for t in general_ones {
+            assert!(fast::parse(t).is_none(), "{t}");
+            assert_eq!(parse_stored(t), general(t), "{t}");
+        }
     }
 
     #[test]

@@ -224,7 +224,7 @@ fn answer_batch(
     locations: &[Location],
     tiers: Option<TierSet>,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut seen = vec![false; snapshot.entries().len()];
+    let mut seen = vec![false; snapshot.slot_bound()];
     let mut records = Vec::new();
     // Every point's ids in one vector (one allocation, not one per point);
     // `ends[i]` is where point i's ids end.

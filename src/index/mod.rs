@@ -6,10 +6,10 @@
 //! A snapshot is built in these steps:
 //! 1. every stored boundary is parsed and each polygon part prepared
 //!    ([`spatial::prepare`]: y-stripe edge bands, so a point test costs about
-//!    O(log V) instead of O(V));
-//! 2. entries are sorted by answer order (tier rank, larger area first, id), so
-//!    an entry's slot number *is* its rank and a query answer is just its
-//!    sorted slots;
+//!    O(log V) instead of O(V)), on every core when loading from the store;
+//! 2. entries are sorted by answer order (tier rank, larger area first, id)
+//!    and keyed by their rank, so until a write moves an entry a query
+//!    answer is just its sorted keys (see [`Snapshot`] for after);
 //! 3. each entry's public JSON (record, endpoints, services) is rendered once;
 //! 4. the R-tree over all polygon parts is bulk-loaded ([`spatial::SpatialIndex`]).
 //!
@@ -26,6 +26,7 @@
 
 pub mod follower;
 pub mod near;
+mod persistent;
 pub mod prepared;
 pub mod spatial;
 
@@ -34,6 +35,7 @@ use crate::model::{Endpoint, Jurisdiction, Tier};
 use crate::store::{DynStore, StoreError, StoredJurisdiction};
 use arc_swap::ArcSwap;
 use geo::MultiPolygon;
+use persistent::{KeyedVec, ShardedMap, SortedChunks};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use spatial::{PreparedGeometry, SpatialIndex};
@@ -206,10 +208,27 @@ pub enum BuildKind {
 ///
 /// # Layout
 ///
-/// Entries sit in answer order (tier rank, larger area first, id), so a slot
-/// number *is* a rank and an answer is its sorted slots. Geometry is indexed
-/// under a stable per-jurisdiction key (`jid`, assigned when a jurisdiction
-/// first enters this snapshot's lineage); `slot_of` maps keys to slots.
+/// Every jurisdiction has a stable key (`u32`, assigned when it first enters
+/// this snapshot's lineage: by answer order in a full build, then in order of
+/// arrival). Keys are what the spatial index stores, what
+/// [`Snapshot::resolve_into`] returns (its "slots") and what
+/// [`Snapshot::entry`] looks up; a write never renumbers them.
+/// [`Snapshot::entries`] lists everything in answer order (tier rank, larger
+/// area first, id) from a separate sorted list.
+///
+/// Answers are sorted into answer order by key where that is valid: keys
+/// numbered by the full build whose entry never changed rank since (bit
+/// clear in `moved`) are still in answer order among themselves, so two of
+/// them compare as numbers (all of them, until the first rank-changing
+/// write); any pair with an inserted or moved key compares the entries.
+///
+/// The key -> entry vector, the answer-order list and the id and endpoint
+/// maps are copy-on-write chunked containers ([`persistent`]): a write copies
+/// the outer list of chunk pointers (about n / 512) and the few chunks (at
+/// most 1,024 items) or map shards it changes; every other chunk is shared
+/// with the previous snapshot. So a write costs O(changed * (chunk + n /
+/// chunk)) whether or not an entry changes rank (insert, delete, new tier or
+/// area), never O(n).
 ///
 /// The spatial index has two layers, so a write never rebuilds every
 /// polygon's index:
@@ -219,35 +238,32 @@ pub enum BuildKind {
 ///   `changed`), the base's answers for them are dropped (`dead` bit set) and
 ///   a small R-tree over their current geometry answers instead.
 ///
-/// A write ([`Snapshot::with_changes`]) patches the entries that keep their
-/// rank (a small slot -> entry map), copies the entry list (pointers only)
-/// when one moves, updates the maps, and rebuilds only the overlay. Once the overlay
-/// grows past [`Snapshot::needs_compaction`], [`IndexHandle::compact`] builds
-/// a new base off the write path and installs it under any newer snapshot
-/// with [`Snapshot::rebased`].
+/// A write ([`Snapshot::with_changes`]) updates the containers and rebuilds
+/// only the overlay. Once the overlay grows past
+/// [`Snapshot::needs_compaction`], [`IndexHandle::compact`] builds a new base
+/// off the write path and installs it under any newer snapshot with
+/// [`Snapshot::rebased`].
 ///
 /// Every field is an `Arc` or a small value, so `clone` is a handful of
 /// reference-count increments.
 #[derive(Clone)]
 pub struct Snapshot {
     version: i64,
-    /// Entries in answer order (where `patched` has no newer one).
-    entries: Arc<Vec<Arc<Entry>>>,
-    /// Slot -> entry replacing the one in `entries` (writes that keep an
-    /// entry's rank only add here, so they copy no `entries`).
-    patched: Arc<HashMap<u32, Arc<Entry>>>,
-    /// Slot -> key (parallel to `entries`).
-    keys: Arc<Vec<u32>>,
-    /// Key -> slot, `u32::MAX` for a key whose jurisdiction is gone.
-    slot_of: Arc<Vec<u32>>,
-    /// Whether every key equals its slot (then `slot_of` is skipped).
-    identity: bool,
+    /// Key -> entry (`None` for a key whose jurisdiction is gone).
+    by_key: KeyedVec<Option<Arc<Entry>>>,
+    /// Every entry in answer order.
+    ordered: SortedChunks<Arc<Entry>>,
     /// Jurisdiction id -> key.
-    by_id: Arc<HashMap<String, u32>>,
+    by_id: ShardedMap<u32>,
     /// Endpoint id -> jurisdiction id.
-    endpoint_owners: Arc<HashMap<String, String>>,
+    endpoint_owners: ShardedMap<String>,
     /// The next unused key.
     next_key: u32,
+    /// Keys below this were numbered in answer order by the full build.
+    build_keys: u32,
+    /// Bit per key below `build_keys`: its entry changed rank since the
+    /// full build (empty while none has).
+    moved: Arc<Vec<u64>>,
     /// Which snapshots share keys: snapshots derived by writes from one
     /// full build (and new bases made from them) have the same lineage.
     lineage: u64,
@@ -267,11 +283,22 @@ pub struct Snapshot {
     built: Option<(BuildKind, Duration)>,
 }
 
-/// Orders entries for answers: tier rank, then larger area first, then id.
+/// Orders entries for answers: tier rank, then larger area first, then id
+/// (a total order: ids are unique in a snapshot, areas compare with
+/// `total_cmp`).
+#[inline]
 fn answer_order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
-    (a.record.tier.rank(), b.record.area_km2, &a.record.id)
-        .partial_cmp(&(b.record.tier.rank(), a.record.area_km2, &b.record.id))
-        .unwrap_or(std::cmp::Ordering::Equal)
+    a.record
+        .tier
+        .rank()
+        .cmp(&b.record.tier.rank())
+        .then_with(|| b.record.area_km2.total_cmp(&a.record.area_km2))
+        .then_with(|| a.record.id.cmp(&b.record.id))
+}
+
+/// [`answer_order`] on `Arc`s (the order of [`Snapshot`]'s sorted list).
+fn arc_answer_order(a: &Arc<Entry>, b: &Arc<Entry>) -> std::cmp::Ordering {
+    answer_order(a, b)
 }
 
 /// A new lineage number (process-wide counter).
@@ -293,32 +320,34 @@ impl Snapshot {
     }
 
     /// Builds a snapshot at `version` from entries in any order (a full
-    /// build: every key equals its slot, a new base, an empty overlay).
+    /// build: keys numbered in answer order, a new base, an empty overlay).
     pub fn build(version: i64, mut entries: Vec<Arc<Entry>>) -> Self {
         let started = Instant::now();
         entries.sort_by(|a, b| answer_order(a, b));
-        let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        let by_id = entries.iter().zip(0..n).map(|(e, slot)| (e.record.id.clone(), slot)).collect();
-        let base = SpatialIndex::build(entries.iter().zip(0..n).map(|(e, slot)| (slot, e.prepared.clone())).collect());
-        let endpoint_owners =
-            entries.iter().flat_map(|e| e.endpoints.iter().map(|ep| (ep.id.clone(), e.record.id.clone()))).collect();
+        // More than u32::MAX - 1 jurisdictions cannot be keyed.
+        entries.truncate(u32::MAX as usize - 1);
+        let n = entries.len() as u32;
+        let by_id = ShardedMap::from_entries(entries.iter().zip(0..n).map(|(e, key)| (e.record.id.clone(), key)));
+        let base = SpatialIndex::build(entries.iter().zip(0..n).map(|(e, key)| (key, e.prepared.clone())).collect());
+        let endpoint_owners = ShardedMap::from_entries(
+            entries.iter().flat_map(|e| e.endpoints.iter().map(|ep| (ep.id.clone(), e.record.id.clone()))),
+        );
         let stats = SnapshotStats {
             jurisdictions: entries.len(),
             polygons: base.polygon_count(),
             vertices: entries.iter().map(|e| e.vertices).sum(),
             endpoints: entries.iter().map(|e| e.endpoints.len()).sum(),
-            build_ms: started.elapsed().as_millis() as u64,
+            build_ms: 0,
         };
-        Self {
+        let mut snapshot = Self {
             version,
-            keys: Arc::new((0..n).collect()),
-            slot_of: Arc::new((0..n).collect()),
-            identity: true,
-            entries: Arc::new(entries),
-            patched: Arc::default(),
-            by_id: Arc::new(by_id),
-            endpoint_owners: Arc::new(endpoint_owners),
+            by_key: KeyedVec::from_items(entries.iter().cloned().map(Some)),
+            ordered: SortedChunks::from_sorted(entries),
+            by_id,
+            endpoint_owners,
             next_key: n,
+            build_keys: n,
+            moved: Arc::default(),
             lineage: new_lineage(),
             base: Arc::new(base),
             base_version: version,
@@ -327,7 +356,9 @@ impl Snapshot {
             overlay: Arc::default(),
             stats,
             built: None,
-        }
+        };
+        snapshot.stats.build_ms = started.elapsed().as_millis() as u64;
+        snapshot
     }
 
     /// The change-log sequence number this snapshot reflects (`index_version`).
@@ -348,33 +379,34 @@ impl Snapshot {
 
     /// All entries in answer order.
     pub fn entries(&self) -> Entries<'_> {
-        Entries { snapshot: self, inner: self.entries.iter().enumerate() }
+        Entries { inner: self.ordered.iter() }
     }
 
     /// Number of jurisdictions.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ordered.len()
     }
 
     /// Whether the snapshot holds no jurisdiction.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.ordered.is_empty()
+    }
+
+    /// One more than the largest slot (key) this snapshot may return: the
+    /// length of a vector indexed by slot.
+    pub fn slot_bound(&self) -> usize {
+        self.next_key as usize
     }
 
     /// The entry at `slot` (as returned by [`Snapshot::resolve_into`]).
     #[inline]
     pub fn entry(&self, slot: u32) -> Option<&Arc<Entry>> {
-        if !self.patched.is_empty() {
-            if let Some(e) = self.patched.get(&slot) {
-                return Some(e);
-            }
-        }
-        self.entries.get(slot as usize)
+        self.by_key.get(slot)?.as_ref()
     }
 
     /// The entry with this jurisdiction id.
     pub fn get(&self, id: &str) -> Option<&Arc<Entry>> {
-        self.by_id.get(id).and_then(|&key| self.slot(key)).and_then(|slot| self.entry(slot))
+        self.by_id.get(id).and_then(|&key| self.entry(key))
     }
 
     /// The jurisdiction an endpoint belongs to in this snapshot.
@@ -382,13 +414,31 @@ impl Snapshot {
         self.endpoint_owners.get(endpoint_id).map(String::as_str)
     }
 
-    /// The slot of key `key`, if its jurisdiction exists.
+    /// Whether slots compare as numbers in answer order: no entry was
+    /// inserted or moved to another rank since the full build.
     #[inline]
-    fn slot(&self, key: u32) -> Option<u32> {
-        if self.identity {
-            return Some(key);
+    fn keys_in_order(&self) -> bool {
+        self.next_key == self.build_keys && self.moved.is_empty()
+    }
+
+    /// Whether `key`'s number says nothing about its rank (inserted after
+    /// the full build, or moved since).
+    #[inline]
+    fn is_moved(&self, key: u32) -> bool {
+        key >= self.build_keys || self.moved.get((key / 64) as usize).is_some_and(|w| w & (1 << (key % 64)) != 0)
+    }
+
+    /// Compares two slots by answer order of their entries (tier rank, larger
+    /// area first, id); a slot without an entry goes last.
+    #[inline]
+    pub fn cmp_slots(&self, a: u32, b: u32) -> std::cmp::Ordering {
+        if !self.is_moved(a) && !self.is_moved(b) {
+            return a.cmp(&b);
         }
-        self.slot_of.get(key as usize).copied().filter(|&s| s != u32::MAX)
+        match (self.entry(a), self.entry(b)) {
+            (Some(x), Some(y)) => answer_order(x, y),
+            (x, y) => y.is_some().cmp(&x.is_some()).then(a.cmp(&b)),
+        }
     }
 
     /// Whether the base's geometry of `key` is out of date.
@@ -410,23 +460,6 @@ impl Snapshot {
         out.truncate(w);
     }
 
-    /// Turns the keys pushed onto `out` after `start` into slots: drops the
-    /// base's out-of-date answers, adds the overlay's, maps keys to slots.
-    #[inline]
-    fn keys_to_slots(&self, out: &mut Vec<u32>, start: usize) {
-        if self.identity {
-            return;
-        }
-        let mut w = start;
-        for r in start..out.len() {
-            if let Some(slot) = self.slot(out[r]) {
-                out[w] = slot;
-                w += 1;
-            }
-        }
-        out.truncate(w);
-    }
-
     /// Slots of every jurisdiction covering (lon, lat), in answer order
     /// (tier rank, larger area first, id). Clears `out` first.
     pub fn resolve_into(&self, lon: f64, lat: f64, out: &mut Vec<u32>) {
@@ -436,8 +469,11 @@ impl Snapshot {
             self.drop_dead(out, 0);
             self.overlay.query(lon, lat, out);
         }
-        self.keys_to_slots(out, 0);
-        out.sort_unstable();
+        if self.keys_in_order() {
+            out.sort_unstable();
+        } else if out.len() > 1 {
+            out.sort_unstable_by(|&a, &b| self.cmp_slots(a, b));
+        }
     }
 
     /// Pushes the slot of every jurisdiction with a polygon part whose
@@ -449,7 +485,6 @@ impl Snapshot {
             self.drop_dead(out, start);
             self.overlay.keys_in_box(min, max, out);
         }
-        self.keys_to_slots(out, start);
     }
 
     /// Convenience: the entries covering (lon, lat), in answer order.
@@ -468,27 +503,26 @@ impl Snapshot {
     /// Whether the overlay has grown enough that a new base should be built
     /// ([`IndexHandle::compact`]).
     pub fn needs_compaction(&self) -> bool {
-        self.changed.len() >= compaction_threshold(self.entries.len())
+        self.changed.len() >= compaction_threshold(self.len())
     }
 
     /// A snapshot at `version` in which the jurisdictions named in `changed`
     /// are replaced by the given entry (or removed, for `None`); every other
-    /// entry is reused as it is. Costs O(jurisdictions) pointer copies plus
-    /// the overlay's rebuild: no polygon outside `changed` is indexed again.
-    /// An entry whose `prepared` geometry is the same `Arc` as before (see
-    /// [`Entry::with_prepared`]) keeps its place in the base.
+    /// entry is reused as it is. Costs, per change, a copy of a few chunks
+    /// and chunk-pointer lists (see the [type documentation](Snapshot)),
+    /// plus the overlay's rebuild: no polygon outside `changed` is indexed
+    /// again. An entry whose `prepared` geometry is the same `Arc` as before
+    /// (see [`Entry::with_prepared`]) keeps its place in the base.
     pub fn with_changes(&self, version: i64, changed: Vec<(String, Option<Arc<Entry>>)>) -> Snapshot {
         let started = Instant::now();
-        let mut patched = Arc::clone(&self.patched);
-        let mut by_id = Arc::clone(&self.by_id);
-        let mut endpoint_owners = Arc::clone(&self.endpoint_owners);
+        let mut by_key = self.by_key.clone();
+        let mut ordered = self.ordered.clone();
+        let mut by_id = self.by_id.clone();
+        let mut endpoint_owners = self.endpoint_owners.clone();
         let mut geometry_changed = (*self.changed).clone();
         let mut next_key = self.next_key;
+        let mut moved = Arc::clone(&self.moved);
         let mut stats = self.stats;
-        // Entries leaving their slot (removed, or moving to a new rank), and
-        // entries to insert at their rank.
-        let mut vacated: Vec<u32> = Vec::new();
-        let mut inserts: Vec<(u32, Arc<Entry>)> = Vec::new();
         // The last change of each id counts.
         let mut last: HashMap<String, Option<Arc<Entry>>> = HashMap::with_capacity(changed.len());
         let mut order = Vec::with_capacity(changed.len());
@@ -497,29 +531,28 @@ impl Snapshot {
                 order.push(id);
             }
         }
+        let mut changes = Vec::with_capacity(order.len());
         for id in order {
             let Some(next) = last.remove(&id) else { continue };
-            let old = by_id.get(&id).copied().and_then(|key| Some((key, self.slot(key)?)));
-            if let Some((_, slot)) = old {
-                if let Some(e) = self.entry(slot) {
-                    if !e.endpoints.is_empty() {
-                        let owners = Arc::make_mut(&mut endpoint_owners);
-                        for ep in &e.endpoints {
-                            owners.remove(&ep.id);
-                        }
-                    }
-                    stats.jurisdictions -= 1;
-                    stats.polygons -= e.prepared.len();
-                    stats.vertices -= e.vertices;
-                    stats.endpoints -= e.endpoints.len();
+            let old = self.by_id.get(&id).and_then(|&key| Some((key, self.entry(key)?)));
+            // Endpoints of the old entries leave before the new ones come,
+            // so an endpoint moving between two changed jurisdictions ends
+            // with its new owner.
+            if let Some((_, e)) = old {
+                for ep in &e.endpoints {
+                    endpoint_owners.remove(&ep.id);
                 }
+                stats.jurisdictions -= 1;
+                stats.polygons -= e.prepared.len();
+                stats.vertices -= e.vertices;
+                stats.endpoints -= e.endpoints.len();
             }
+            changes.push((id, old, next));
+        }
+        for (id, old, next) in changes {
             if let Some(e) = &next {
-                if !e.endpoints.is_empty() {
-                    let owners = Arc::make_mut(&mut endpoint_owners);
-                    for ep in &e.endpoints {
-                        owners.insert(ep.id.clone(), id.clone());
-                    }
+                for ep in &e.endpoints {
+                    endpoint_owners.insert(ep.id.clone(), id.clone());
                 }
                 stats.jurisdictions += 1;
                 stats.polygons += e.prepared.len();
@@ -527,92 +560,60 @@ impl Snapshot {
                 stats.endpoints += e.endpoints.len();
             }
             match (old, next) {
-                (Some((key, slot)), Some(entry)) => {
-                    let Some(current) = self.entry(slot) else { continue };
+                (Some((key, current)), Some(entry)) => {
                     if !Arc::ptr_eq(&current.prepared, &entry.prepared) {
                         geometry_changed.insert(key, version);
                     }
+                    let same = |x: &Arc<Entry>| Arc::ptr_eq(x, current);
                     if answer_order(current, &entry).is_eq() {
-                        Arc::make_mut(&mut patched).insert(slot, entry);
+                        let replaced = ordered.replace(current, Arc::clone(&entry), &arc_answer_order, same);
+                        debug_assert!(replaced, "an entry of the snapshot is in its sorted list");
                     } else {
-                        vacated.push(slot);
-                        inserts.push((key, entry));
+                        let removed = ordered.remove(current, &arc_answer_order, same);
+                        debug_assert!(removed, "an entry of the snapshot is in its sorted list");
+                        ordered.insert(Arc::clone(&entry), &arc_answer_order);
+                        if key < self.build_keys {
+                            let bits = Arc::make_mut(&mut moved);
+                            bits.resize((self.build_keys as usize).div_ceil(64), 0);
+                            if let Some(w) = bits.get_mut((key / 64) as usize) {
+                                *w |= 1 << (key % 64);
+                            }
+                        }
                     }
+                    by_key.set(key, Some(entry));
                 }
-                (Some((key, slot)), None) => {
-                    Arc::make_mut(&mut by_id).remove(&id);
+                (Some((key, current)), None) => {
+                    by_id.remove(&id);
                     geometry_changed.insert(key, version);
-                    vacated.push(slot);
+                    let removed = ordered.remove(current, &arc_answer_order, |x| Arc::ptr_eq(x, current));
+                    debug_assert!(removed, "an entry of the snapshot is in its sorted list");
+                    by_key.set(key, None);
                 }
                 (None, Some(entry)) => {
+                    if next_key == u32::MAX {
+                        // Out of keys (4 billion inserts since the last full
+                        // build): dropped rather than misfiled.
+                        tracing::error!(id, "index out of keys: jurisdiction left out until a full rebuild");
+                        continue;
+                    }
                     let key = next_key;
-                    next_key = next_key.saturating_add(1);
-                    Arc::make_mut(&mut by_id).insert(id, key);
+                    next_key += 1;
+                    by_id.insert(id, key);
                     geometry_changed.insert(key, version);
-                    inserts.push((key, entry));
+                    ordered.insert(Arc::clone(&entry), &arc_answer_order);
+                    by_key.push(Some(entry));
                 }
                 (None, None) => {}
             }
         }
-        let reordered = !vacated.is_empty() || !inserts.is_empty();
-        // Patches are folded into the list when it is copied anyway, or
-        // when there are many of them.
-        let fold = reordered || patched.len() > compaction_threshold(self.entries.len()) * 16;
-        let mut entries = Arc::clone(&self.entries);
-        if fold && !reordered {
-            let mut list = (*self.entries).clone();
-            for (&slot, e) in patched.iter() {
-                if let Some(x) = list.get_mut(slot as usize) {
-                    *x = e.clone();
-                }
-            }
-            entries = Arc::new(list);
-            patched = Arc::default();
-        }
-        let (keys, slot_of, identity) = if reordered {
-            vacated.sort_unstable();
-            let mut gone = vacated.iter().peekable();
-            let mut kept = Vec::with_capacity(self.entries.len() + inserts.len());
-            for ((slot, e), &k) in (0u32..).zip(self.entries.iter()).zip(self.keys.iter()) {
-                if gone.peek() == Some(&&slot) {
-                    gone.next();
-                } else {
-                    kept.push((patched.get(&slot).unwrap_or(e).clone(), k));
-                }
-            }
-            patched = Arc::default();
-            if inserts.len() > 64 {
-                kept.extend(inserts.into_iter().map(|(k, e)| (e, k)));
-                kept.sort_by(|a, b| answer_order(&a.0, &b.0));
-            } else {
-                for (k, e) in inserts {
-                    let at = kept.partition_point(|(x, _)| answer_order(x, &e).is_lt());
-                    kept.insert(at, (e, k));
-                }
-            }
-            let (e, k): (Vec<_>, Vec<_>) = kept.into_iter().unzip();
-            entries = Arc::new(e);
-            let mut slot_of = vec![u32::MAX; next_key as usize];
-            for (slot, &k) in (0u32..).zip(&k) {
-                if let Some(s) = slot_of.get_mut(k as usize) {
-                    *s = slot;
-                }
-            }
-            let identity = next_key as usize == k.len() && k.iter().zip(0u32..).all(|(&k, s)| k == s);
-            (Arc::new(k), Arc::new(slot_of), identity)
-        } else {
-            (Arc::clone(&self.keys), Arc::clone(&self.slot_of), self.identity)
-        };
         let mut next = Snapshot {
             version,
-            entries,
-            patched,
-            keys,
-            slot_of,
-            identity,
+            by_key,
+            ordered,
             by_id,
             endpoint_owners,
             next_key,
+            moved,
             changed: Arc::new(geometry_changed),
             stats,
             built: None,
@@ -636,7 +637,7 @@ impl Snapshot {
             if let Some(w) = dead.get_mut((key / 64) as usize) {
                 *w |= 1 << (key % 64);
             }
-            if let Some(e) = self.slot(key).and_then(|s| self.entry(s)) {
+            if let Some(e) = self.entry(key) {
                 live.push((key, e.prepared.clone()));
             }
         }
@@ -659,14 +660,15 @@ impl Snapshot {
     /// prepared index is reused; the R-tree and grid are built anew). Slow:
     /// call off the request path.
     pub fn build_base(&self) -> SpatialIndex {
-        SpatialIndex::build(self.entries().zip(self.keys.iter()).map(|(e, &k)| (k, e.prepared.clone())).collect())
+        SpatialIndex::build(
+            (0u32..).zip(self.by_key.iter()).filter_map(|(key, e)| Some((key, e.as_ref()?.prepared.clone()))).collect(),
+        )
     }
 }
 
 /// The entries of a [`Snapshot`] in answer order ([`Snapshot::entries`]).
 pub struct Entries<'a> {
-    snapshot: &'a Snapshot,
-    inner: std::iter::Enumerate<std::slice::Iter<'a, Arc<Entry>>>,
+    inner: persistent::SortedIter<'a, Arc<Entry>>,
 }
 
 impl<'a> Iterator for Entries<'a> {
@@ -674,11 +676,7 @@ impl<'a> Iterator for Entries<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (slot, e) = self.inner.next()?;
-        if self.snapshot.patched.is_empty() {
-            return Some(e);
-        }
-        Some(u32::try_from(slot).ok().and_then(|s| self.snapshot.patched.get(&s)).unwrap_or(e))
+        self.inner.next()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -707,7 +705,11 @@ pub enum IndexError {
     Task(String),
 }
 
-/// Builds entries from stored rows (parsing and preparing every boundary).
+/// Builds entries from stored rows (parsing and preparing every boundary),
+/// on every available core (`std::thread::scope`; rows are taken in small
+/// batches from a shared counter, so a few huge boundaries do not leave the
+/// other threads idle). Entries come back in row order; on unreadable
+/// boundaries the error names the first such row.
 pub fn entries_from_rows(
     rows: Vec<StoredJurisdiction>,
     endpoints: Vec<Endpoint>,
@@ -716,14 +718,55 @@ pub fn entries_from_rows(
     for e in endpoints {
         by_jurisdiction.entry(e.jurisdiction_id.clone()).or_default().push(e);
     }
-    rows.into_iter()
+    let one = |row: StoredJurisdiction, endpoints: Vec<Endpoint>| -> Result<Arc<Entry>, IndexError> {
+        let boundary = geometry::parse_stored(&row.boundary)
+            .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
+        Ok(Arc::new(Entry::new(row.record, &boundary, endpoints)))
+    };
+    // A row and its endpoints, taken by whichever thread gets there first.
+    type Job = std::sync::Mutex<Option<(StoredJurisdiction, Vec<Endpoint>)>>;
+    let jobs: Vec<Job> = rows
+        .into_iter()
         .map(|row| {
-            let boundary = geometry::parse_stored(&row.boundary)
-                .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
             let endpoints = by_jurisdiction.remove(&row.record.id).unwrap_or_default();
-            Ok(Arc::new(Entry::new(row.record, &boundary, endpoints)))
+            std::sync::Mutex::new(Some((row, endpoints)))
         })
-        .collect()
+        .collect();
+    const BATCH: usize = 16;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().div_ceil(BATCH));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+            if start >= jobs.len() {
+                return done;
+            }
+            for (i, job) in jobs.iter().enumerate().skip(start).take(BATCH) {
+                let taken = job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some((row, endpoints)) = taken {
+                    done.push((i, one(row, endpoints)));
+                }
+            }
+        }
+    };
+    let mut done = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut all = work();
+            for helper in helpers {
+                match helper.join() {
+                    Ok(part) => all.extend(part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            all
+        })
+    };
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, entry)| entry).collect()
 }
 
 /// Reads the whole registry and builds a snapshot off the async threads.
@@ -735,9 +778,11 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
     let rows = store.load_jurisdictions().await?;
     let endpoints = store.load_endpoints().await?;
     let read = started.elapsed();
-    let mut snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, IndexError> {
+    let (mut snapshot, prepare) = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
+        let started = Instant::now();
         let entries = entries_from_rows(rows, endpoints)?;
-        Ok(Snapshot::build(version, entries))
+        let prepare = started.elapsed();
+        Ok((Snapshot::build(version, entries), prepare))
     })
     .await
     .map_err(|e| IndexError::Task(e.to_string()))??;
@@ -751,6 +796,8 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
         endpoints = stats.endpoints,
         read_ms = read.as_millis() as u64,
         build_ms = (started.elapsed() - read).as_millis() as u64,
+        prepare_ms = prepare.as_millis() as u64,
+        index_ms = stats.build_ms,
         "index built"
     );
     Ok(snapshot)
@@ -885,7 +932,7 @@ const RETIRE_IN_BACKGROUND: usize = 10_000;
 /// hold it last. So a large snapshot goes to a thread that waits until it
 /// holds the last reference and drops it there.
 fn retire(old: Arc<Snapshot>) {
-    if old.entries.len() < RETIRE_IN_BACKGROUND {
+    if old.len() < RETIRE_IN_BACKGROUND {
         return;
     }
     let spawned = std::thread::Builder::new().name("geowebdns-retire".to_owned()).spawn(move || {
@@ -1141,16 +1188,48 @@ mod tests {
         let old = s.get("j5").expect("present").clone();
         let e = Entry::with_prepared(old.record.clone(), old.prepared.clone(), vec![]);
         let next = s.with_changes(2, vec![("j5".to_owned(), Some(Arc::new(e)))]);
-        assert!(Arc::ptr_eq(&s.base, &next.base) && Arc::ptr_eq(&s.keys, &next.keys));
-        assert!(Arc::ptr_eq(&s.entries, &next.entries), "a same-rank write copies no entry list");
+        assert!(Arc::ptr_eq(&s.base, &next.base));
+        let ids = |s: &Snapshot| s.entries().map(|e| e.record.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&s), ids(&next), "a same-rank write keeps the order");
         assert_eq!(next.get("j5").map(|e| e.endpoints.len()), Some(0));
         assert_eq!(next.entries().filter(|e| e.record.id == "j5").count(), 1);
         assert_eq!(next.overlay_len(), 0);
-        assert!(next.identity);
         let replaced = Entry::new(old.record.clone(), &square(0.0, 0.0, 1.0), vec![]);
         let next = next.with_changes(3, vec![("j5".to_owned(), Some(Arc::new(replaced)))]);
         assert_eq!(next.overlay_len(), 1);
         assert!(next.resolve(0.5, 0.5).iter().any(|e| e.record.id == "j5"));
+    }
+
+    /// Rank-changing writes (tier change, insert, delete) copy only the few
+    /// chunks of the answer-order list they touch (unit tests use 8-entry
+    /// chunks), and answers stay in answer order once keys no longer are.
+    #[test]
+    fn a_rank_changing_write_copies_only_a_few_chunks() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let entries: Vec<_> = (0..400).map(|i| random_entry(&mut rng, &format!("j{i:03}"), 1)).collect();
+        let s = Snapshot::build(1, entries);
+        assert!(s.keys_in_order());
+        let old = s.get("j100").expect("present").clone();
+        let mut rec = old.record.clone();
+        rec.tier = if old.record.tier == Tier::ALL[0] { Tier::ALL[3] } else { Tier::ALL[0] };
+        let moved = Arc::new(Entry::with_prepared(rec, old.prepared.clone(), vec![]));
+        let changes = vec![
+            ("j100".to_owned(), Some(moved)),
+            ("new".to_owned(), Some(random_entry(&mut rng, "new", 2))),
+            ("j200".to_owned(), None),
+        ];
+        let next = s.with_changes(2, changes);
+        let chunks = s.ordered.chunk_count();
+        assert!(chunks > 40, "{chunks} chunks");
+        assert!(next.ordered.shared_chunks(&s.ordered) + 6 >= chunks, "most chunks are shared");
+        assert!(!next.keys_in_order());
+        let full = Snapshot::build(2, next.entries().cloned().collect());
+        let ids = |s: &Snapshot| s.entries().map(|e| e.record.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&next), ids(&full));
+        assert_eq!(next.len(), 400);
+        for (x, y) in [(0.5, 0.5), (3.0, 4.0), (6.5, 2.5), (9.0, 9.0)] {
+            assert_eq!(answer(&next, x, y), answer(&full, x, y));
+        }
     }
 
     #[tokio::test]

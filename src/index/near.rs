@@ -38,7 +38,7 @@ const M_PER_DEG: f64 = 111_195.0;
 /// A jurisdiction that does not cover the point but lies near it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NearMatch {
-    /// Its slot in the snapshot (answer order).
+    /// Its slot in the snapshot (see [`Snapshot::entry`]).
     pub slot: u32,
     /// Geodesic distance from the point to its boundary, in metres.
     pub distance_m: f64,
@@ -147,13 +147,13 @@ impl Snapshot {
                 (d <= meters).then_some(NearMatch { slot, distance_m: d })
             })
             .collect();
-        found.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then(a.slot.cmp(&b.slot)));
+        found.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then_with(|| self.cmp_slots(a.slot, b.slot)));
         found
     }
 
     /// For each tier in `tiers` that no slot of `covering` belongs to, the
     /// nearest jurisdiction of that tier within `max_meters`, if any. Ties go
-    /// to the earlier slot. Results are in tier order.
+    /// to the earlier in answer order. Results are in tier order.
     pub fn nearest_by_tier(
         &self,
         lon: f64,

@@ -23,14 +23,18 @@
 //! 4. The R-tree is bulk-loaded (`RTree::bulk_load`, OMT packing) in one go.
 //!
 //! 5. A hierarchical grid is built over the extent of all parts: a uniform
-//!    top grid of at most 2^20 cells, then, level by level, the cells that
-//!    most boundaries cross are split into 4 x 4 children, down to five
-//!    levels (cells 1,024 times smaller per axis than a top cell), within a
-//!    node budget of a quarter of the vertex count (at least 65,536 nodes).
-//!    In every node, each part whose boundary reaches it (edges rasterised
-//!    by their bounding boxes) is listed as "boundary", each part that
-//!    covers it wholly as "inside"; a split node keeps its "inside" items
-//!    and hands its "boundary" items down. See `Grid` for why this is exact.
+//!    top grid of at most 2^20 cells, whose boundary cells are then split
+//!    into 4 x 4 children, best first, down to five levels (cells 1,024
+//!    times smaller per axis than a top cell), within a budget of half the
+//!    vertex count in nodes (65,536 to 2^21). "Best" is the expected number
+//!    of edge tests a query saves: the node's boundary items times the
+//!    summed share of each listed part's bounding box the node covers, a
+//!    proxy for how likely queries land there (dense clusters of small
+//!    jurisdictions are where people, and so queries, are). In every node,
+//!    each part whose boundary reaches it (segments rasterised row by row)
+//!    is listed as "boundary", each part that covers it wholly as
+//!    "inside"; a split node keeps its "inside" items and hands its
+//!    "boundary" items down. See `Grid` for why this is exact.
 //!
 //! # Query
 //!
@@ -277,7 +281,7 @@ impl SpatialIndex {
 /// Upper bound on the number of top-level grid cells (offsets cost 4 bytes
 /// each).
 const MAX_CELLS: usize = 1 << 20;
-/// Least number of top cells, and of refined nodes allowed.
+/// Least number of refined nodes allowed.
 const MIN_NODES: usize = 1 << 16;
 /// Most refined nodes allowed (the node budget is half the vertex count
 /// within `MIN_NODES..=MAX_NODES`).
@@ -295,9 +299,10 @@ const TOP_SHIFT: u32 = FANOUT_BITS * MAX_DEPTH;
 const CHILD: u32 = 1 << 31;
 
 /// Hierarchical grid over the extent of all parts: a uniform top grid
-/// (at most [`MAX_CELLS`] cells) whose busiest boundary cells are refined
-/// into `4 x 4` children, level by level, down to [`MAX_DEPTH`] levels,
-/// within a node budget that grows with the vertex count.
+/// (at most [`MAX_CELLS`] cells) whose boundary cells are refined into
+/// `4 x 4` children, best first (see the module documentation), down to
+/// [`MAX_DEPTH`] levels, within a node budget that grows with the vertex
+/// count.
 ///
 /// Every node lists, per part whose closed boundary or interior reaches it,
 /// `slot << 1 | inside`, where `inside = 1` means that the part covers every
@@ -382,10 +387,12 @@ impl Grid {
         {
             return Grid::default();
         }
-        // Square top cells (in degrees): one per eight vertices, within
-        // MIN_NODES..=MAX_CELLS; refinement puts the rest where it pays.
-        let top = (vertices / 8).clamp(MIN_NODES, MAX_CELLS);
-        let cell = (size[0] * size[1] / top as f64).sqrt();
+        // Square top cells (in degrees), as many as MAX_CELLS allows: a
+        // coarser top grid saves memory on small data sets but loses on
+        // evenly dense ones (synth_1e5: 2.5 edge tests a point with one top
+        // cell per 8 vertices, as the refinement budget cannot cover them
+        // all), and the top grid is 4 MB at most.
+        let cell = (size[0] * size[1] / MAX_CELLS as f64).sqrt();
         let dims = [
             ((size[0] / cell).floor() as usize).clamp(1, MAX_CELLS),
             ((size[1] / cell).floor() as usize).clamp(1, MAX_CELLS),

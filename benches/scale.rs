@@ -77,11 +77,13 @@
 
 #[path = "common/brute.rs"]
 mod brute;
+#[path = "common/records.rs"]
+mod records;
 #[path = "common/tessellation.rs"]
 mod tessellation;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -94,12 +96,11 @@ use flate2::read::GzDecoder;
 use geo::{Coord, MultiPolygon, Polygon};
 use geowebdns::index::spatial::{prepare, SpatialIndex};
 use geowebdns::index::{Entry, IndexHandle, Snapshot};
-use geowebdns::model::{Endpoint, EndpointType, Health, Jurisdiction, Tier};
+use geowebdns::model::{Endpoint, Jurisdiction, Tier};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const DEFAULT_TIGER: &str = "/work/shared/data/bench/tiger2019-places-us.geojson.gz";
-const STAMP: &str = "2026-11-26T00:00:00Z";
 /// Points checked against brute force per data set.
 const CHECK_POINTS: usize = 2_000;
 /// Points of the lookup benchmarks.
@@ -114,47 +115,16 @@ struct Feature {
 }
 
 fn record(id: String, name: String, tier: Tier, area_km2: f64, source: &str) -> Jurisdiction {
-    Jurisdiction {
-        id,
-        name,
-        tier,
-        parent: None,
-        parent_override: false,
-        ocd_id: None,
-        external_ids: BTreeMap::new(),
-        source: Some(source.to_owned()),
-        license: Some("Public domain".to_owned()),
-        area_km2,
-        created_at: STAMP.to_owned(),
-        updated_at: STAMP.to_owned(),
-        version: 1,
-    }
+    records::record(id, name, tier, area_km2, source, Some("Public domain"))
 }
 
 fn endpoint(jurisdiction_id: &str, n: usize) -> Endpoint {
-    Endpoint {
-        id: format!("bench:{jurisdiction_id}:{n}"),
-        jurisdiction_id: jurisdiction_id.to_owned(),
-        specification: geowebdns::model::GEOREPORT_V2.to_owned(),
-        url: format!("https://open311.example.org/{n}/v2/"),
-        kind: EndpointType::Production,
-        formats: vec!["application/json".to_owned(), "text/xml".to_owned()],
-        open311_jurisdiction_id: None,
-        key_service: None,
-        discovery_url: None,
-        docs_url: None,
-        terms_url: None,
-        contact: None,
-        changeset: None,
-        last_checked: None,
-        last_ok: None,
-        status: "unknown".to_owned(),
-        created_at: STAMP.to_owned(),
-        updated_at: STAMP.to_owned(),
-        version: 1,
-        health: Health::default(),
-        services: Vec::new(),
-    }
+    records::endpoint(
+        format!("bench:{jurisdiction_id}:{n}"),
+        jurisdiction_id,
+        format!("https://open311.example.org/{n}/v2/"),
+        &["application/json", "text/xml"],
+    )
 }
 
 // ---------------------------------------------------------------- loading

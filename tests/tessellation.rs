@@ -6,18 +6,18 @@
 
 #[path = "../benches/common/brute.rs"]
 mod brute;
+#[path = "../benches/common/records.rs"]
+mod records;
 #[path = "../benches/common/tessellation.rs"]
 mod tessellation;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use geo::{Coord, MultiPolygon, Polygon};
 use geowebdns::index::{Entry, IndexHandle, Snapshot};
-use geowebdns::model::{Endpoint, EndpointType, Health, Jurisdiction, Tier};
+use geowebdns::model::{Endpoint, Jurisdiction, Tier};
 use tessellation::{Level, PointKind};
-
-const STAMP: &str = "2026-11-26T00:00:00Z";
 
 fn tier(level: Level) -> Tier {
     match level {
@@ -28,47 +28,16 @@ fn tier(level: Level) -> Tier {
 }
 
 fn record(p: &tessellation::SynthPolygon) -> Jurisdiction {
-    Jurisdiction {
-        id: p.id.clone(),
-        name: p.name.clone(),
-        tier: tier(p.level),
-        parent: None,
-        parent_override: false,
-        ocd_id: None,
-        external_ids: BTreeMap::new(),
-        source: Some("synthetic".to_owned()),
-        license: None,
-        area_km2: p.area_km2,
-        created_at: STAMP.to_owned(),
-        updated_at: STAMP.to_owned(),
-        version: 1,
-    }
+    records::record(p.id.clone(), p.name.clone(), tier(p.level), p.area_km2, "synthetic", None)
 }
 
 fn endpoint(jurisdiction_id: &str) -> Endpoint {
-    Endpoint {
-        id: format!("test:{jurisdiction_id}"),
-        jurisdiction_id: jurisdiction_id.to_owned(),
-        specification: geowebdns::model::GEOREPORT_V2.to_owned(),
-        url: "https://open311.example.org/v2/".to_owned(),
-        kind: EndpointType::Production,
-        formats: vec!["application/json".to_owned()],
-        open311_jurisdiction_id: None,
-        key_service: None,
-        discovery_url: None,
-        docs_url: None,
-        terms_url: None,
-        contact: None,
-        changeset: None,
-        last_checked: None,
-        last_ok: None,
-        status: "unknown".to_owned(),
-        created_at: STAMP.to_owned(),
-        updated_at: STAMP.to_owned(),
-        version: 1,
-        health: Health::default(),
-        services: Vec::new(),
-    }
+    records::endpoint(
+        format!("test:{jurisdiction_id}"),
+        jurisdiction_id,
+        "https://open311.example.org/v2/".to_owned(),
+        &["application/json"],
+    )
 }
 
 fn entries(t: &tessellation::Tessellation) -> Vec<Arc<Entry>> {

@@ -839,6 +839,7 @@ mod tests {
     #[test]
     fn refined_grid_matches_brute_force() {
         use crate::index::prepared::covers_brute_force;
+        use rand::{Rng, SeedableRng};
         let mut polys: Vec<(u32, geo::Polygon<f64>)> = Vec::new();
         // A wide frame so that the small polygons share few top cells.
         polys.push((0, sq(-100.0, -50.0, 200.0)));
@@ -864,15 +865,9 @@ mod tests {
         let (cols, rows, nodes, _) = idx.grid_stats();
         assert!(nodes > cols * rows, "the grid refined: {nodes} nodes over {cols} x {rows}");
         let mut pts: Vec<Coord<f64>> = Vec::new();
-        let mut s: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for _ in 0..20_000 {
-            pts.push(Coord { x: 9.99 + 0.33 * next(), y: 19.99 + 0.33 * next() });
+            pts.push(Coord { x: rng.gen_range(9.99..10.32), y: rng.gen_range(19.99..20.32) });
         }
         for (_, p) in &polys[1..] {
             let ring = &p.exterior().0;

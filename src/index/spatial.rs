@@ -441,6 +441,8 @@ impl Grid {
             *at += 1;
         }
         drop(cursor);
+        // The items of top cell `node` (before refinement).
+        let top_list = |node: usize| &items[offsets[node] as usize..offsets[node + 1] as usize];
 
         // Refinement, most expected edge tests first, within budget.
         let budget = (vertices / 2).clamp(MIN_NODES, MAX_NODES);
@@ -469,7 +471,7 @@ impl Grid {
         let mut refined_top: Vec<(usize, Vec<u32>)> = Vec::new();
         let mut heap: std::collections::BinaryHeap<Pending> = (0..cells)
             .filter_map(|node| {
-                let list = &items[offsets[node] as usize..offsets[node + 1] as usize];
+                let list = top_list(node);
                 let priority = weigh(list, 0)?;
                 Some(Pending { priority, node, depth: 0, col: node % dims[0], row: node / dims[0] })
             })
@@ -483,11 +485,8 @@ impl Grid {
             if block >= CHILD - (FANOUT * FANOUT) as u32 {
                 break;
             }
-            let list: Vec<u32> = if p.node < cells {
-                items[offsets[p.node] as usize..offsets[p.node + 1] as usize].to_vec()
-            } else {
-                std::mem::take(&mut lists[p.node - cells])
-            };
+            let list: Vec<u32> =
+                if p.node < cells { top_list(p.node).to_vec() } else { std::mem::take(&mut lists[p.node - cells]) };
             let shift = TOP_SHIFT - FANOUT_BITS * (p.depth + 1);
             let (c0, r0) = (p.col * FANOUT, p.row * FANOUT);
             let (c1, r1) = (c0 + FANOUT - 1, r0 + FANOUT - 1);
@@ -557,7 +556,7 @@ impl Grid {
                     all_items.extend_from_slice(list);
                     refined.next();
                 }
-                _ => all_items.extend_from_slice(&items[offsets[node] as usize..offsets[node + 1] as usize]),
+                _ => all_items.extend_from_slice(top_list(node)),
             }
             all_offsets.push(all_items.len() as u32);
         }

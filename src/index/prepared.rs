@@ -48,6 +48,13 @@
 //! synthetic sets the snapshot's own structures (21-28 B/vertex, mostly
 //! the fixed-size grid and per-part costs) are the larger share.
 //!
+//! A polygon of one ring with at most [`SCAN_MAX`] coordinates (most
+//! parts of dense tessellations, ~17 coordinates in the synthetic sets) is
+//! tested by scanning all of its edges in `coords`: a few adjacent cache
+//! lines, one dependent load less than its band's edge numbers, which is
+//! what a lookup over 10^6 polygons pays for. Its bands are still built
+//! (the grid build reads them).
+//!
 //! Band edges are stored in ring order, so the coordinates a band reads
 //! are mostly adjacent in memory. The header is kept to what a point test
 //! reads (bounding box, band scale, the two boxed slices, the band count:
@@ -153,7 +160,16 @@ pub struct PreparedPolygon {
     index: Box<[u32]>,
     /// Number of bands minus one (the largest valid band index).
     last_band: u32,
+    /// One ring of at most [`SCAN_MAX`] coordinates: a point test reads
+    /// every edge straight from `coords` instead of its band's edge
+    /// numbers (one dependent load less; the whole ring is a few adjacent
+    /// cache lines). Kept in the header's padding.
+    scan: bool,
 }
+
+/// Largest coordinate count of a one-ring polygon tested by scanning all of
+/// its edges (see `PreparedPolygon::scan`).
+pub const SCAN_MAX: usize = 32;
 
 /// Whether the stored form of `ring` carries an extra copy of its first
 /// coordinate to close it (unclosed rings and single points).
@@ -267,6 +283,7 @@ impl PreparedPolygon {
             coords: coords.into_boxed_slice(),
             index: index.into_boxed_slice(),
             last_band: position(last_band),
+            scan: rings.len() == 1 && stored <= SCAN_MAX,
         }
     }
 
@@ -320,45 +337,21 @@ impl PreparedPolygon {
         if !(px >= self.min[0] && px <= self.max[0] && py >= self.min[1] && py <= self.max[1]) {
             return Location::Outside;
         }
+        if self.scan {
+            return parity(self.coords.windows(2).map(|w| (w[0], w[1])), px, py);
+        }
         let b = band_index(py, self.min[1], self.scale, self.last_band as usize);
         let Some(band) = self.bands(b, b) else {
             return Location::Outside;
         };
-        let mut inside = false;
-        for e in self.edges(band) {
-            if py < e.y0 || py > e.y1 {
-                continue;
-            }
-            let (xlo, xhi) = if e.x0 <= e.x1 { (e.x0, e.x1) } else { (e.x1, e.x0) };
-            if px > xhi {
-                // Edge entirely to the left of the point: neither on it nor
-                // crossed by the +x ray.
-                continue;
-            }
-            if px < xlo {
-                // Edge entirely to the right: crossed iff it straddles py
-                // under the half-open rule y0 <= py < y1.
-                if py < e.y1 {
-                    inside = !inside;
-                }
-                continue;
-            }
-            match orient(&e, px, py) {
-                Orientation::Collinear => return Location::Boundary,
-                // Point left of the upward edge => edge is right of point.
-                Orientation::CounterClockwise => {
-                    if py < e.y1 {
-                        inside = !inside;
-                    }
-                }
-                Orientation::Clockwise => {}
-            }
-        }
-        if inside {
-            Location::Inside
-        } else {
-            Location::Outside
-        }
+        parity(
+            band.iter().filter_map(|&i| match self.coords.get(i as usize..i as usize + 2) {
+                Some(&[a, b]) => Some((a, b)),
+                _ => None,
+            }),
+            px,
+            py,
+        )
     }
 
     /// Bounding box of all rings as `(min, max)`, each `[x, y]`. A polygon
@@ -506,6 +499,66 @@ impl Edge {
         } else {
             Edge { x0: b.x, y0: b.y, x1: a.x, y1: a.y }
         }
+    }
+}
+
+/// Even-odd parity of the `+x` ray from `(px, py)` over `edges` (each
+/// `(a, b)` once, in any direction), or `Boundary` as soon as the point is
+/// found on one: the point test of [`PreparedPolygon::locate`], given at
+/// least every edge whose closed y-extent contains `py`.
+#[inline]
+fn parity(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f64) -> Location {
+    let mut inside = false;
+    for (a, b) in edges {
+        // Half-open straddle test first (`min y <= py < max y` is
+        // "exactly one end above py"): most band edges fail it with two
+        // comparisons, and of those the point can only lie on an edge
+        // that reaches `py` at an end (its upper end, or a horizontal
+        // edge at `py`).
+        let above = b.y > py;
+        if (a.y > py) == above {
+            if (a.y == py || b.y == py) && on_flat_end(a, b, px, py) {
+                return Location::Boundary;
+            }
+            continue;
+        }
+        // Straddling: `lo.y <= py < hi.y`, so `lo -> hi` points up.
+        let (lo, hi) = if above { (a, b) } else { (b, a) };
+        if px > lo.x.max(hi.x) {
+            // Entirely to the left of the point: neither on it nor
+            // crossed by the +x ray.
+            continue;
+        }
+        if px < lo.x.min(hi.x) {
+            // Entirely to the right: crossed.
+            inside = !inside;
+            continue;
+        }
+        let e = Edge { x0: lo.x, y0: lo.y, x1: hi.x, y1: hi.y };
+        match orient(&e, px, py) {
+            Orientation::Collinear => return Location::Boundary,
+            // Point left of the upward edge => edge is right of point.
+            Orientation::CounterClockwise => inside = !inside,
+            Orientation::Clockwise => {}
+        }
+    }
+    if inside {
+        Location::Inside
+    } else {
+        Location::Outside
+    }
+}
+
+/// Whether `(px, py)` lies on the edge `a`-`b`, given that the edge does
+/// not straddle `py` under the half-open rule and has an end at `y == py`:
+/// then the point can only be that end (`b` above or below) or, for a
+/// horizontal edge at `py`, anywhere between the two ends.
+#[inline(never)]
+fn on_flat_end(a: Coord<f64>, b: Coord<f64>, px: f64, py: f64) -> bool {
+    if a.y == b.y {
+        px >= a.x.min(b.x) && px <= a.x.max(b.x)
+    } else {
+        (a.y == py && a.x == px) || (b.y == py && b.x == px)
     }
 }
 

@@ -23,10 +23,10 @@
 //! 4. The R-tree is bulk-loaded (`RTree::bulk_load`, OMT packing) in one go.
 //!
 //! 5. A hierarchical grid is built over the extent of all parts: a uniform
-//!    top grid of at most 2^20 cells, whose boundary cells are then split
-//!    into 4 x 4 children, best first, down to five levels (cells 1,024
-//!    times smaller per axis than a top cell), within a budget of half the
-//!    vertex count in nodes (65,536 to 2^21). "Best" is the expected number
+//!    top grid of about one cell per vertex (2^16 to 2^20 cells), whose
+//!    boundary cells are then split into 4 x 4 children, best first, down
+//!    to five levels (cells 1,024 times smaller per axis than a top cell),
+//!    within a budget of four nodes a vertex (2^16 to 2^21 nodes). "Best" is the expected number
 //!    of edge tests a query saves: the node's boundary items times the
 //!    summed share of each listed part's bounding box the node covers, a
 //!    proxy for how likely queries land there (dense clusters of small
@@ -34,12 +34,15 @@
 //!    each part whose boundary reaches it (segments rasterised row by row)
 //!    is listed as "boundary", each part that covers it wholly as
 //!    "inside"; a split node keeps its "inside" items and hands its
-//!    "boundary" items down. See `Grid` for why this is exact.
+//!    "boundary" items down. Cells no boundary reaches are decided one
+//!    connected group at a time (one point test per group, not per cell).
+//!    See `Grid` for why this is exact.
 //!
 //! # Query
 //!
 //! [`SpatialIndex::query`] maps the point to its top cell and walks down
-//! the refined nodes to its leaf (two dependent loads a level): an "inside"
+//! the refined nodes to its leaf (one dependent load a level: a node holds
+//! up to two items inline, longer lists are one more load): an "inside"
 //! item yields its key with no edge test, a "boundary" item runs the
 //! prepared banded point test, and a point outside the grid extent is
 //! covered by nothing. [`SpatialIndex::query_rtree_only`] answers the same
@@ -48,18 +51,16 @@
 //! allocates when `out` has spare capacity; keys already pushed are
 //! skipped.
 //!
-//! Measured with `cargo bench --bench resolve` (all 8,492 bundled features,
-//! 10,000 random points in bounding boxes of random features, 2-core shared
-//! machine at load ~4, one run, 2026-11-26): grid path 555 ns/point single
-//! and 689 ns/point in a 10k batch; R-tree-only path 2.51 / 2.31 us; R-tree
-//! plus plain `geo::Intersects` baseline 3.58 / 3.75 us. Per lookup point the
-//! grid walks 1.5 levels below the top, takes 1.6 parts as covering without
-//! a test and edge-tests 1.9 (3.6 with the earlier level-by-level
-//! refinement, 3.8 with no refinement); 30 % of the points need no edge
-//! test. Instruction counts (callgrind, deterministic) fell from ~910 to
-//! ~690 a point with the refinement and the removal of the libm `floor`
-//! call. The refinement costs build time: ~350 ms against ~120 ms for the
-//! flat grid (prepared geometry is reused either way).
+//! Measured with `cargo bench --bench scale` on the bundled data (all
+//! 8,492 features, points uniform in the bounding boxes of random
+//! features; 2-core machine, quiet, 2026-11-26, BENCHMARKS.md has the
+//! other sets): `Snapshot::resolve_into` 319 ns/point single and 290 ns in
+//! a 10k batch, against 2.2 us for the R-tree-only path. Per lookup point
+//! the grid walks 1.5 levels below the top, takes 2.1 parts as covering
+//! without a test and edge-tests 0.54 (1.5 with a budget of half a node a
+//! vertex, 3.8 with no refinement); 76 % of the points need no edge test.
+//! The refinement costs build time: ~0.9 s on the bundled data (prepared
+//! geometry is reused either way).
 //!
 //! # Boundary rule and invalid polygons
 //!
@@ -250,10 +251,10 @@ impl SpatialIndex {
     /// (nodes count the top cells and every refined child);
     /// `(0, 0, 0, 0)` when the index has no grid.
     pub fn grid_stats(&self) -> (usize, usize, usize, usize) {
-        if self.grid.offsets.is_empty() {
+        if self.grid.nodes.is_empty() {
             (0, 0, 0, 0)
         } else {
-            (self.grid.dims[0], self.grid.dims[1], self.grid.offsets.len() - 1, self.grid.items.len())
+            (self.grid.dims[0], self.grid.dims[1], self.grid.nodes.len(), self.grid.item_count)
         }
     }
 
@@ -278,13 +279,20 @@ impl SpatialIndex {
     }
 }
 
-/// Upper bound on the number of top-level grid cells (offsets cost 4 bytes
-/// each).
+/// Upper bound on the number of top-level grid cells (the top grid has
+/// about one cell per vertex within `MIN_CELLS..=MAX_CELLS`; a node costs 8
+/// bytes).
 const MAX_CELLS: usize = 1 << 20;
+/// Lower bound on the number of top-level grid cells.
+const MIN_CELLS: usize = 1 << 16;
 /// Least number of refined nodes allowed.
 const MIN_NODES: usize = 1 << 16;
-/// Most refined nodes allowed (the node budget is half the vertex count
-/// within `MIN_NODES..=MAX_NODES`).
+/// Most refined nodes allowed (the node budget is four nodes a vertex
+/// within `MIN_NODES..=MAX_NODES`). More nodes keep cutting edge tests
+/// (bundled: 1.5, 0.85, 0.54 and 0.34 tests a point at 2^18, 2^20, 2^21
+/// and 2^22 nodes) but cost build time and memory: at 2^22 the TIGER
+/// build took 9.5 s (cold start target 10 s) and saved little, as its
+/// lookups are dominated by cache misses.
 const MAX_NODES: usize = 1 << 21;
 /// A refined node has `FANOUT x FANOUT` children (`FANOUT = 2^FANOUT_BITS`).
 const FANOUT_BITS: u32 = 2;
@@ -295,8 +303,15 @@ const MAX_DEPTH: u32 = 5;
 /// Bits of a fine coordinate below the top-cell index.
 const TOP_SHIFT: u32 = FANOUT_BITS * MAX_DEPTH;
 /// Item flag: the rest of the item is the node number of the first of a
-/// refined node's `FANOUT^2` children (row-major).
+/// refined node's `FANOUT^2` children (row-major). Node numbers stay below
+/// 2^30, so a `CHILD` item never has bit 30 set.
 const CHILD: u32 = 1 << 31;
+/// Node word flags (bits 31 and 30 together, never an item): the node's
+/// items are `spill[start..start + len]`, with `start` in the low 30 bits
+/// of the first word and `len` the second word.
+const SPILL: u32 = 3 << 30;
+/// An unused inline item place in a node.
+const EMPTY: u32 = u32::MAX;
 
 /// Hierarchical grid over the extent of all parts: a uniform top grid
 /// (at most [`MAX_CELLS`] cells) whose boundary cells are refined into
@@ -320,8 +335,10 @@ const CHILD: u32 = 1 << 31;
 /// edge point maps to. The points that map to an untouched cell form a
 /// rectangle (the preimage of an index range under monotone functions) that
 /// no boundary point reaches, so the part's coverage is the same for all of
-/// them, and is decided once at the cell's centre (a cell whose computed
-/// centre does not map back into it is kept as a boundary cell).
+/// them. Untouched cells that are 4-neighbours form one connected point
+/// set (adjacent rectangles), so a whole group of them is decided once, at
+/// the centre of any of its cells whose computed centre maps back into the
+/// cell (a group with no such cell is kept as boundary cells).
 #[derive(Clone, Debug, Default)]
 struct Grid {
     min: [f64; 2],
@@ -332,21 +349,44 @@ struct Grid {
     fine_dims: [usize; 2],
     /// Top cells per axis.
     dims: [usize; 2],
-    /// `nodes + 1` offsets into `items` (top cells first, row-major, then
-    /// the children blocks); empty when there is no grid.
-    offsets: Vec<u32>,
-    items: Vec<u32>,
+    /// Every node, top cells first (row-major), then the children blocks:
+    /// up to two items inline (unused places [`EMPTY`]), or a [`SPILL`]
+    /// reference to a longer list in `spill`. One cache line holds a node
+    /// with its items, so a level of the walk costs one dependent load
+    /// where separate offsets and items cost two. Empty when there is no
+    /// grid.
+    nodes: Vec<[u32; 2]>,
+    /// The item lists of nodes with more than two items.
+    spill: Vec<u32>,
+    /// Number of items over all nodes.
+    item_count: usize,
 }
+
+/// Reusable buffers of [`Grid::classify`]: a state per cell of the range,
+/// and the flood fill's stack and current component.
+#[derive(Default)]
+struct Scratch {
+    state: Vec<u8>,
+    stack: Vec<usize>,
+    component: Vec<usize>,
+}
+
+/// Cell states in [`Grid::classify`].
+const UNSEEN: u8 = 0;
+const TOUCHED: u8 = 1;
+const PENDING: u8 = 2;
+const INSIDE: u8 = 3;
+const OUTSIDE: u8 = 4;
 
 /// One node to refine: its expected edge tests per query (the priority),
 /// node number, depth below the top grid and cell coordinates at its level.
 #[derive(Clone, Copy)]
 struct Pending {
     priority: f64,
-    node: usize,
+    node: u32,
     depth: u32,
-    col: usize,
-    row: usize,
+    col: u32,
+    row: u32,
 }
 
 impl PartialEq for Pending {
@@ -387,12 +427,12 @@ impl Grid {
         {
             return Grid::default();
         }
-        // Square top cells (in degrees), as many as MAX_CELLS allows: a
-        // coarser top grid saves memory on small data sets but loses on
-        // evenly dense ones (synth_1e5: 2.5 edge tests a point with one top
-        // cell per 8 vertices, as the refinement budget cannot cover them
-        // all), and the top grid is 4 MB at most.
-        let cell = (size[0] * size[1] / MAX_CELLS as f64).sqrt();
+        // Square top cells (in degrees), about one per vertex within
+        // MIN_CELLS..=MAX_CELLS: small data sets do not pay for a 2^20-cell
+        // top grid (8 MB of nodes), and the refinement below puts detail
+        // where the boundaries are.
+        let top_cells = vertices.clamp(MIN_CELLS, MAX_CELLS);
+        let cell = (size[0] * size[1] / top_cells as f64).sqrt();
         let dims = [
             ((size[0] / cell).floor() as usize).clamp(1, MAX_CELLS),
             ((size[1] / cell).floor() as usize).clamp(1, MAX_CELLS),
@@ -404,13 +444,14 @@ impl Grid {
             fine_scale: [fine_dims[0] as f64 / size[0], fine_dims[1] as f64 / size[1]],
             fine_dims,
             dims,
-            offsets: Vec::new(),
-            items: Vec::new(),
+            nodes: Vec::new(),
+            spill: Vec::new(),
+            item_count: 0,
         };
 
         // Top level: (cell, item) pairs, then a counting sort into CSR form.
         let mut pairs: Vec<(u32, u32)> = Vec::new();
-        let mut touched: Vec<bool> = Vec::new();
+        let mut scratch = Scratch::default();
         for (slot, part) in parts.iter().enumerate() {
             let Some(poly) = part.polygon() else { continue };
             let (a, b) = poly.bbox();
@@ -421,7 +462,7 @@ impl Grid {
                 grid.cell(b[1], 1, TOP_SHIFT),
             ];
             let slot = slot as u32;
-            grid.classify(poly, TOP_SHIFT, range, poly.segments(), &mut touched, |q, r, inside| {
+            grid.classify(poly, TOP_SHIFT, range, poly.segments(), &mut scratch, |q, r, inside| {
                 pairs.push(((r * dims[0] + q) as u32, slot << 1 | u32::from(inside)));
             });
         }
@@ -441,11 +482,18 @@ impl Grid {
             *at += 1;
         }
         drop(cursor);
-        // The items of top cell `node` (before refinement).
-        let top_list = |node: usize| &items[offsets[node] as usize..offsets[node + 1] as usize];
 
-        // Refinement, most expected edge tests first, within budget.
-        let budget = (vertices / 2).clamp(MIN_NODES, MAX_NODES);
+        // Refinement, most expected edge tests first, within budget. Every
+        // node's list lives in one arena (`items`, the top cells' lists
+        // first) as a `(start, len)` span: a refined node's new list (its
+        // "inside" items and one `CHILD` item) is never longer than the old
+        // one and is written in place; children lists are appended. No
+        // allocation per node, and the peak memory stays near the final
+        // size (a `Vec` per node cost ~50 bytes of heap each and left the
+        // allocator fragmented).
+        let budget = (vertices * 4).clamp(MIN_NODES, MAX_NODES);
+        let mut spans: Vec<(u32, u32)> = offsets.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+        drop(offsets);
         let part_area: Vec<f64> = parts
             .iter()
             .map(|p| {
@@ -467,38 +515,49 @@ impl Grid {
             }
             (boundary > 0 && depth < MAX_DEPTH).then_some(boundary as f64 * reach)
         };
-        let mut lists: Vec<Vec<u32>> = Vec::new();
-        let mut refined_top: Vec<(usize, Vec<u32>)> = Vec::new();
+        let span_of =
+            |spans: &[(u32, u32)], node: usize| spans.get(node).map_or(0..0, |&(s, n)| s as usize..(s + n) as usize);
         let mut heap: std::collections::BinaryHeap<Pending> = (0..cells)
             .filter_map(|node| {
-                let list = top_list(node);
-                let priority = weigh(list, 0)?;
-                Some(Pending { priority, node, depth: 0, col: node % dims[0], row: node / dims[0] })
+                let priority = weigh(&items[span_of(&spans, node)], 0)?;
+                Some(Pending {
+                    priority,
+                    node: node as u32,
+                    depth: 0,
+                    col: (node % dims[0]) as u32,
+                    row: (node / dims[0]) as u32,
+                })
             })
             .collect();
+        let mut list: Vec<u32> = Vec::new();
         let mut children: Vec<Vec<u32>> = vec![Vec::new(); FANOUT * FANOUT];
         while let Some(p) = heap.pop() {
-            if lists.len() + FANOUT * FANOUT > budget {
+            if spans.len() - cells + FANOUT * FANOUT > budget {
                 break;
             }
-            let Ok(block) = u32::try_from(cells + lists.len()) else { break };
-            if block >= CHILD - (FANOUT * FANOUT) as u32 {
+            let Ok(block) = u32::try_from(spans.len()) else { break };
+            if block >= (1 << 30) - (FANOUT * FANOUT) as u32 {
                 break;
             }
-            let list: Vec<u32> =
-                if p.node < cells { top_list(p.node).to_vec() } else { std::mem::take(&mut lists[p.node - cells]) };
+            let old = span_of(&spans, p.node as usize);
+            list.clear();
+            list.extend_from_slice(&items[old.clone()]);
             let shift = TOP_SHIFT - FANOUT_BITS * (p.depth + 1);
-            let (c0, r0) = (p.col * FANOUT, p.row * FANOUT);
+            let (c0, r0) = (p.col as usize * FANOUT, p.row as usize * FANOUT);
             let (c1, r1) = (c0 + FANOUT - 1, r0 + FANOUT - 1);
             // The node's y-range, widened by one fine cell so that every
             // edge that maps into it is among the band edges read.
             let fine = 1.0 / grid.fine_scale[1];
             let ylo = grid.min[1] + ((r0 << shift) as f64 - 1.0) * fine;
             let yhi = grid.min[1] + (((r1 + 1) << shift) as f64 + 1.0) * fine;
-            let mut parent = Vec::new();
+            children.iter_mut().for_each(Vec::clear);
+            let mut kept = 0;
             for &item in &list {
                 if item & 1 == 1 {
-                    parent.push(item);
+                    // Written over the node's old list, which is at least
+                    // one (boundary) item longer than what is kept.
+                    items[old.start + kept] = item;
+                    kept += 1;
                     continue;
                 }
                 let Some(poly) = parts.get((item >> 1) as usize).and_then(Part::polygon) else { continue };
@@ -513,110 +572,151 @@ impl Grid {
                     continue;
                 }
                 let slot = item >> 1;
-                grid.classify(poly, shift, range, poly.segments_in_y(ylo, yhi), &mut touched, |q, r, inside| {
+                grid.classify(poly, shift, range, poly.segments_in_y(ylo, yhi), &mut scratch, |q, r, inside| {
                     children[(r - r0) * FANOUT + (q - c0)].push(slot << 1 | u32::from(inside));
                 });
             }
-            parent.push(CHILD | block);
-            if p.node < cells {
-                refined_top.push((p.node, parent));
-            } else {
-                lists[p.node - cells] = parent;
+            let added: usize = children.iter().map(Vec::len).sum();
+            if u32::try_from(items.len() + added).is_err() {
+                // Beyond u32 positions: stop refining, with this node's
+                // list restored.
+                items[old].copy_from_slice(&list);
+                break;
             }
-            for (i, child) in children.iter_mut().enumerate() {
+            items[old.start + kept] = CHILD | block;
+            spans[p.node as usize].1 = kept as u32 + 1;
+            for (i, child) in children.iter().enumerate() {
                 if let Some(priority) = weigh(child, p.depth + 1) {
                     heap.push(Pending {
                         priority,
-                        node: block as usize + i,
+                        node: block + i as u32,
                         depth: p.depth + 1,
-                        col: c0 + i % FANOUT,
-                        row: r0 + i / FANOUT,
+                        col: (c0 + i % FANOUT) as u32,
+                        row: (r0 + i / FANOUT) as u32,
                     });
                 }
-                lists.push(std::mem::take(child));
+                spans.push((items.len() as u32, child.len() as u32));
+                items.extend_from_slice(child);
             }
         }
-        if lists.is_empty() {
-            grid.offsets = offsets;
-            grid.items = items;
-            return grid;
-        }
+        drop(heap);
 
-        // Reassemble one CSR over the top cells (refined ones replaced) and
-        // the children blocks.
-        refined_top.sort_unstable_by_key(|&(node, _)| node);
-        let mut refined = refined_top.into_iter().peekable();
-        let total = cells + lists.len();
-        let mut all_offsets = Vec::with_capacity(total + 1);
-        let mut all_items = Vec::with_capacity(items.len() + lists.iter().map(Vec::len).sum::<usize>());
-        all_offsets.push(0u32);
-        for node in 0..cells {
-            match refined.peek() {
-                Some((n, list)) if *n == node => {
-                    all_items.extend_from_slice(list);
-                    refined.next();
+        // The final node table, in node order.
+        let mut nodes = Vec::with_capacity(spans.len());
+        let mut spill = Vec::new();
+        for node in 0..spans.len() {
+            nodes.push(match items[span_of(&spans, node)] {
+                [] => [EMPTY, EMPTY],
+                [a] => [a, EMPTY],
+                [a, b] => [a, b],
+                ref list => {
+                    let (Ok(start), Ok(len)) = (u32::try_from(spill.len()), u32::try_from(list.len())) else {
+                        return Grid::default();
+                    };
+                    if start >= (1 << 30) - 1 {
+                        // Beyond 30-bit positions: keep the R-tree path only.
+                        return Grid::default();
+                    }
+                    spill.extend_from_slice(list);
+                    [SPILL | start, len]
                 }
-                _ => all_items.extend_from_slice(top_list(node)),
-            }
-            all_offsets.push(all_items.len() as u32);
+            });
         }
-        drop(items);
-        for list in lists {
-            all_items.extend_from_slice(&list);
-            all_offsets.push(all_items.len() as u32);
-        }
-        if u32::try_from(all_items.len()).is_err() {
-            // Beyond u32 offsets: keep the R-tree path only.
-            return Grid::default();
-        }
-        grid.offsets = all_offsets;
-        grid.items = all_items;
+        grid.item_count = spans.iter().map(|&(_, n)| n as usize).sum();
+        grid.nodes = nodes;
+        grid.spill = spill;
         grid
     }
 
     /// For every cell at level `shift` in `range` (`[c0, r0, c1, r1]`,
     /// inclusive) that the part reaches, calls `emit(col, row, inside)`:
     /// `inside = false` when a segment of `segments` may reach the cell (see
-    /// [`mark_segment`](Self::mark_segment)) or the cell's centre does not
-    /// map back into it, `true` when the part covers the whole cell; cells
-    /// outside the part get no call. `segments` (lower end first) must
-    /// include every edge that reaches a cell of the range.
+    /// [`mark_segment`](Self::mark_segment)), `true` when the part covers
+    /// the whole cell; cells outside the part get no call. `segments` (lower
+    /// end first) must include every edge that reaches a cell of the range.
+    ///
+    /// Untouched cells are grouped into 4-connected components: the points
+    /// that map to a component form a connected set (adjacent cells' point
+    /// sets are adjacent rectangles) that no boundary point reaches, so the
+    /// part covers all of it or none of it, and one point test at the centre
+    /// of any of its cells decides the whole component (one test where a
+    /// cell-by-cell pass took one per cell). A component none of whose
+    /// cells' computed centres maps back into its cell is kept as boundary.
     fn classify(
         &self,
         poly: &PreparedPolygon,
         shift: u32,
         range: [usize; 4],
         segments: impl Iterator<Item = ([f64; 2], [f64; 2])>,
-        touched: &mut Vec<bool>,
+        scratch: &mut Scratch,
         mut emit: impl FnMut(usize, usize, bool),
     ) {
         let [c0, r0, c1, r1] = range;
-        let w = c1 - c0 + 1;
-        touched.clear();
-        touched.resize(w * (r1 - r0 + 1), false);
+        let (w, h) = (c1 - c0 + 1, r1 - r0 + 1);
+        let Scratch { state, stack, component } = scratch;
+        state.clear();
+        state.resize(w * h, UNSEEN);
         for (lo, hi) in segments {
             self.mark_segment(lo, hi, shift, range, |q, r| {
-                if let Some(t) = touched.get_mut((r - r0) * w + (q - c0)) {
-                    *t = true;
+                if let Some(t) = state.get_mut((r - r0) * w + (q - c0)) {
+                    *t = TOUCHED;
                 }
             });
         }
         let half = (1u64 << shift) as f64 * 0.5;
-        for r in r0..=r1 {
-            for q in c0..=c1 {
-                if touched.get((r - r0) * w + (q - c0)).copied().unwrap_or(true) {
-                    emit(q, r, false);
-                    continue;
+        for first in 0..state.len() {
+            if state[first] != UNSEEN {
+                continue;
+            }
+            // Collect the component of `first`, then decide it at the first
+            // of its cells whose centre maps back into the cell.
+            component.clear();
+            stack.clear();
+            stack.push(first);
+            state[first] = PENDING;
+            while let Some(i) = stack.pop() {
+                component.push(i);
+                let (q, r) = (i % w, i / w);
+                let neighbours = [
+                    (q > 0).then(|| i - 1),
+                    (q + 1 < w).then(|| i + 1),
+                    (r > 0).then(|| i - w),
+                    (r + 1 < h).then(|| i + w),
+                ];
+                for n in neighbours.into_iter().flatten() {
+                    if state[n] == UNSEEN {
+                        state[n] = PENDING;
+                        stack.push(n);
+                    }
                 }
-                let center = Coord {
-                    x: self.min[0] + ((q << shift) as f64 + half) / self.fine_scale[0],
-                    y: self.min[1] + ((r << shift) as f64 + half) / self.fine_scale[1],
-                };
-                if self.cell(center.x, 0, shift) != q || self.cell(center.y, 1, shift) != r {
-                    emit(q, r, false);
-                } else if poly.covers(center) {
-                    emit(q, r, true);
-                }
+            }
+            let verdict = component
+                .iter()
+                .find_map(|&i| {
+                    let (q, r) = (c0 + i % w, r0 + i / w);
+                    let center = Coord {
+                        x: self.min[0] + ((q << shift) as f64 + half) / self.fine_scale[0],
+                        y: self.min[1] + ((r << shift) as f64 + half) / self.fine_scale[1],
+                    };
+                    (self.cell(center.x, 0, shift) == q && self.cell(center.y, 1, shift) == r).then(|| {
+                        if poly.covers(center) {
+                            INSIDE
+                        } else {
+                            OUTSIDE
+                        }
+                    })
+                })
+                .unwrap_or(TOUCHED);
+            for &i in component.iter() {
+                state[i] = verdict;
+            }
+        }
+        for (i, &s) in state.iter().enumerate() {
+            let (q, r) = (c0 + i % w, r0 + i / w);
+            match s {
+                INSIDE => emit(q, r, true),
+                OUTSIDE => {}
+                _ => emit(q, r, false),
             }
         }
     }
@@ -640,7 +740,14 @@ impl Grid {
         let [c0, r0, c1, r1] = range;
         let (s0, s1) = (self.cell(lo[1], 1, shift).max(r0), self.cell(hi[1], 1, shift).min(r1));
         let (xa, xb) = (lo[0].min(hi[0]), lo[0].max(hi[0]));
-        if !(lo[0].is_finite() && lo[1].is_finite() && hi[0].is_finite() && hi[1].is_finite()) || hi[1] <= lo[1] {
+        let finite = lo[0].is_finite() && lo[1].is_finite() && hi[0].is_finite() && hi[1].is_finite();
+        if finite && (self.cell(xb, 0, shift) < c0 || self.cell(xa, 0, shift) > c1) {
+            // Every point of the segment maps to a column outside the range
+            // (the column of x is monotone in x). Most band edges read while
+            // refining one node are such, as a band spans the whole polygon.
+            return;
+        }
+        if !finite || hi[1] <= lo[1] {
             // Horizontal (or unreadable): its whole box.
             for r in s0..=s1 {
                 for q in self.cell(xa, 0, shift).max(c0)..=self.cell(xb, 0, shift).min(c1) {
@@ -693,7 +800,7 @@ impl Grid {
     /// [`visit`](Self::visit), counting the nodes visited in `nodes`.
     #[inline]
     fn visit_nodes(&self, x: f64, y: f64, mut each: impl FnMut(u32), nodes: &mut usize) -> bool {
-        if self.offsets.is_empty() {
+        if self.nodes.is_empty() {
             return false;
         }
         if !(x >= self.min[0] && x <= self.max[0] && y >= self.min[1] && y <= self.max[1]) {
@@ -703,11 +810,18 @@ impl Grid {
         let mut shift = TOP_SHIFT;
         let mut node = (fy >> shift) * self.dims[0] + (fx >> shift);
         loop {
-            let (Some(&s), Some(&e)) = (self.offsets.get(node), self.offsets.get(node + 1)) else {
+            let Some(words) = self.nodes.get(node) else {
                 return true;
             };
-            let Some(items) = self.items.get(s as usize..e as usize) else {
-                return true;
+            let [a, b] = *words;
+            let items = if a != EMPTY && a & SPILL == SPILL {
+                let start = (a & !SPILL) as usize;
+                let Some(items) = self.spill.get(start..start + b as usize) else {
+                    return true;
+                };
+                items
+            } else {
+                &words[..usize::from(a != EMPTY) + usize::from(b != EMPTY)]
             };
             *nodes += 1;
             let mut child = None;

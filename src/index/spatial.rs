@@ -977,6 +977,7 @@ mod tests {
             SpatialIndex::build(polys.iter().map(|(k, p)| (*k, prepare(&MultiPolygon(vec![p.clone()])))).collect());
         let (cols, rows, nodes, _) = idx.grid_stats();
         assert!(nodes > cols * rows, "the grid refined: {nodes} nodes over {cols} x {rows}");
+        assert!(!idx.grid.spill.is_empty(), "some nodes list more than two items");
         let mut pts: Vec<Coord<f64>> = Vec::new();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for _ in 0..20_000 {
@@ -1000,6 +1001,51 @@ mod tests {
             let brute: Vec<u32> = polys.iter().filter(|(_, p)| covers_brute_force(p, c)).map(|(k, _)| *k).collect();
             assert_eq!(grid, brute, "grid at {c:?}");
             assert_eq!(tree, brute, "R-tree at {c:?}");
+        }
+    }
+
+    #[test]
+    fn grid_with_holes_and_concave_parts_matches_brute_force() {
+        use crate::index::prepared::covers_brute_force;
+        use geo::LineString;
+        use rand::{Rng, SeedableRng};
+        let ring = |pts: &[(f64, f64)]| LineString::from(pts.to_vec());
+        // A square with three square holes; an island inside one hole.
+        let holes = vec![
+            ring(&[(1.0, 1.0), (3.0, 1.0), (3.0, 3.0), (1.0, 3.0), (1.0, 1.0)]),
+            ring(&[(5.0, 5.0), (8.5, 5.0), (8.5, 8.5), (5.0, 8.5), (5.0, 5.0)]),
+            ring(&[(1.0, 6.0), (2.0, 6.0), (2.0, 9.0), (1.0, 9.0), (1.0, 6.0)]),
+        ];
+        let holed = geo::Polygon::new(ring(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (0.0, 0.0)]), holes);
+        let island = sq(6.0, 6.0, 1.5);
+        // A comb: concave, with narrow gaps between its teeth.
+        let mut comb = vec![(11.0, 0.0), (20.0, 0.0)];
+        for t in (0..9).rev() {
+            let x = 11.0 + f64::from(t);
+            comb.extend([(x + 1.0, 10.0), (x + 0.9, 10.0), (x + 0.9, 1.0), (x, 1.0)]);
+        }
+        comb.push((11.0, 0.0));
+        let comb = geo::Polygon::new(ring(&comb), vec![]);
+        let polys = [(1u32, holed), (2, island), (3, comb), (4, sq(-5.0, -5.0, 30.0))];
+        let idx =
+            SpatialIndex::build(polys.iter().map(|(k, p)| (*k, prepare(&MultiPolygon(vec![p.clone()])))).collect());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut pts: Vec<Coord<f64>> =
+            (0..20_000).map(|_| Coord { x: rng.gen_range(-6.0..26.0), y: rng.gen_range(-6.0..26.0) }).collect();
+        for (_, p) in &polys {
+            for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+                for w in r.0.windows(2) {
+                    pts.push(w[0]);
+                    pts.push(Coord { x: (w[0].x + w[1].x) / 2.0, y: (w[0].y + w[1].y) / 2.0 });
+                }
+            }
+        }
+        for c in pts {
+            let mut grid = Vec::new();
+            idx.query(c.x, c.y, &mut grid);
+            grid.sort_unstable();
+            let brute: Vec<u32> = polys.iter().filter(|(_, p)| covers_brute_force(p, c)).map(|(k, _)| *k).collect();
+            assert_eq!(grid, brute, "grid at {c:?}");
         }
     }
 }

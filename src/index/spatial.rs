@@ -951,7 +951,6 @@ mod tests {
     /// path and a brute-force scan.
     #[test]
     fn refined_grid_matches_brute_force() {
-        use crate::index::prepared::covers_brute_force;
         use rand::{Rng, SeedableRng};
         let mut polys: Vec<(u32, geo::Polygon<f64>)> = Vec::new();
         // A wide frame so that the small polygons share few top cells.
@@ -984,13 +983,28 @@ mod tests {
             pts.push(Coord { x: rng.gen_range(9.99..10.32), y: rng.gen_range(19.99..20.32) });
         }
         for (_, p) in &polys[1..] {
-            let ring = &p.exterior().0;
-            for w in ring.windows(2) {
-                pts.push(w[0]);
-                pts.push(Coord { x: (w[0].x + w[1].x) / 2.0, y: (w[0].y + w[1].y) / 2.0 });
-                pts.push(Coord { x: w[0].x + 1e-12, y: w[0].y - 1e-12 });
+            for v in p.exterior().0.iter().take(p.exterior().0.len().saturating_sub(1)) {
+                pts.push(Coord { x: v.x + 1e-12, y: v.y - 1e-12 });
             }
+            pts.extend(edge_points(p));
         }
+        assert_brute_force(&idx, &polys, pts);
+    }
+
+    /// Every vertex and edge midpoint of every ring of `p`.
+    fn edge_points(p: &geo::Polygon<f64>) -> Vec<Coord<f64>> {
+        std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .flat_map(|r| {
+                r.0.windows(2).flat_map(|w| [w[0], Coord { x: (w[0].x + w[1].x) / 2.0, y: (w[0].y + w[1].y) / 2.0 }])
+            })
+            .collect()
+    }
+
+    /// Asserts that the grid and the R-tree path both answer every point
+    /// exactly like a brute-force scan of `polys`.
+    fn assert_brute_force(idx: &SpatialIndex, polys: &[(u32, geo::Polygon<f64>)], pts: Vec<Coord<f64>>) {
+        use crate::index::prepared::covers_brute_force;
         for c in pts {
             let mut grid = Vec::new();
             idx.query(c.x, c.y, &mut grid);
@@ -1006,7 +1020,6 @@ mod tests {
 
     #[test]
     fn grid_with_holes_and_concave_parts_matches_brute_force() {
-        use crate::index::prepared::covers_brute_force;
         use geo::LineString;
         use rand::{Rng, SeedableRng};
         let ring = |pts: &[(f64, f64)]| LineString::from(pts.to_vec());
@@ -1033,19 +1046,8 @@ mod tests {
         let mut pts: Vec<Coord<f64>> =
             (0..20_000).map(|_| Coord { x: rng.gen_range(-6.0..26.0), y: rng.gen_range(-6.0..26.0) }).collect();
         for (_, p) in &polys {
-            for r in std::iter::once(p.exterior()).chain(p.interiors()) {
-                for w in r.0.windows(2) {
-                    pts.push(w[0]);
-                    pts.push(Coord { x: (w[0].x + w[1].x) / 2.0, y: (w[0].y + w[1].y) / 2.0 });
-                }
-            }
+            pts.extend(edge_points(p));
         }
-        for c in pts {
-            let mut grid = Vec::new();
-            idx.query(c.x, c.y, &mut grid);
-            grid.sort_unstable();
-            let brute: Vec<u32> = polys.iter().filter(|(_, p)| covers_brute_force(p, c)).map(|(k, _)| *k).collect();
-            assert_eq!(grid, brute, "grid at {c:?}");
-        }
+        assert_brute_force(&idx, &polys, pts);
     }
 }

@@ -306,14 +306,20 @@ impl PreparedPolygon {
         self.index.get(end..).unwrap_or(&[])
     }
 
+    /// The two coordinates of edge number `i`, in ring order.
+    #[inline]
+    fn ends(&self, i: u32) -> Option<(Coord<f64>, Coord<f64>)> {
+        let i = i as usize;
+        match self.coords.get(i..i + 2) {
+            Some(&[a, b]) => Some((a, b)),
+            _ => None,
+        }
+    }
+
     /// Edge number `i`, endpoints ordered so that `y0 <= y1`.
     #[inline]
     fn edge(&self, i: u32) -> Option<Edge> {
-        let i = i as usize;
-        match self.coords.get(i..i + 2) {
-            Some(&[a, b]) => Some(Edge::new(a, b)),
-            _ => None,
-        }
+        self.ends(i).map(|(a, b)| Edge::new(a, b))
     }
 
     /// The edges of `ids` (edge numbers).
@@ -344,14 +350,7 @@ impl PreparedPolygon {
         let Some(band) = self.bands(b, b) else {
             return Location::Outside;
         };
-        parity(
-            band.iter().filter_map(|&i| match self.coords.get(i as usize..i as usize + 2) {
-                Some(&[a, b]) => Some((a, b)),
-                _ => None,
-            }),
-            px,
-            py,
-        )
+        parity(band.iter().filter_map(|&i| self.ends(i)), px, py)
     }
 
     /// Bounding box of all rings as `(min, max)`, each `[x, y]`. A polygon

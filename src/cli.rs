@@ -358,7 +358,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 lon: params::check_coordinate("lon", args.lon, -180.0, 180.0).map_err(|e| anyhow::anyhow!("{e}"))?,
             };
             let tiers = match args.tier {
-                Some(t) => params::tiers(&[("tier".into(), t)]).map_err(|e| anyhow::anyhow!("{e}"))?,
+                Some(t) => params::tiers(&[("tier", t)]).map_err(|e| anyhow::anyhow!("{e}"))?,
                 None => None,
             };
             let body = crate::api::resolve::answer_one(&snapshot, loc, tiers).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -10,6 +10,7 @@
 //! feed) hash the index version instead.
 
 use crate::AppState;
+use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -23,9 +24,18 @@ pub fn etag(value: impl Hash) -> String {
 }
 
 /// The weak ETag of what `h` has hashed so far (for callers that feed the
-/// hasher piece by piece instead of building a value to hash).
+/// hasher piece by piece instead of building a value to hash): `W/"` and
+/// the hash in 16 lower-case hex digits. Written digit by digit: `format!`
+/// with a width cost ~1,600 instructions, most of a resolve answer's ETag.
 pub fn etag_of(h: &DefaultHasher) -> String {
-    format!("W/\"{:016x}\"", h.finish())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let v = h.finish();
+    let mut tag = *b"W/\"0000000000000000\"";
+    for (i, digit) in tag[3..19].iter_mut().enumerate() {
+        *digit = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    // ASCII by construction.
+    String::from_utf8(tag.to_vec()).unwrap_or_default()
 }
 
 /// Whether the request's `If-None-Match` matches `etag` (weak comparison,
@@ -46,16 +56,25 @@ pub fn matches(request: &HeaderMap, etag: &str) -> bool {
 /// `ETag` and `Cache-Control` headers of a public answer.
 pub fn headers(state: &AppState, etag: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
+    add_headers(&mut h, state, etag);
+    h
+}
+
+/// Adds the `ETag`, `Cache-Control` and `Vary` headers of a public answer to `h`.
+fn add_headers(h: &mut HeaderMap, state: &AppState, etag: &str) {
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, state.cache_control.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h
 }
 
 /// A 304 when the request already holds this answer, otherwise a 200 with
 /// the body `render` produces (called only when needed), typed `content_type`.
+///
+/// The headers go straight into the response's own map: building a
+/// separate `HeaderMap` and merging it (`(headers, body).into_response()`)
+/// cost ~2,500 instructions a `/v1/resolve` answer, a sixth of its handler.
 pub fn respond<E>(
     state: &AppState,
     request: &HeaderMap,
@@ -63,13 +82,16 @@ pub fn respond<E>(
     content_type: &'static str,
     render: impl FnOnce() -> Result<Vec<u8>, E>,
 ) -> Result<Response, E> {
-    let mut h = headers(state, etag);
     if matches(request, etag) {
-        return Ok((StatusCode::NOT_MODIFIED, h).into_response());
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        add_headers(response.headers_mut(), state, etag);
+        return Ok(response);
     }
-    let body = render()?;
+    let mut response = Response::new(Body::from(render()?));
+    let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok((h, body).into_response())
+    add_headers(h, state, etag);
+    Ok(response)
 }
 
 /// Until when an answer made now may be cached: now plus the configured
@@ -117,5 +139,13 @@ mod tests {
         assert!(!matches(&req("\"x\""), &tag));
         assert!(!matches(&HeaderMap::new(), &tag));
         assert_ne!(etag(("a", 1)), etag(("a", 2)));
+    }
+
+    #[test]
+    fn etag_is_the_hash_in_sixteen_hex_digits() {
+        let mut h = DefaultHasher::new();
+        ("resolve", 7u64).hash(&mut h);
+        assert_eq!(etag_of(&h), format!("W/\"{:016x}\"", h.finish()));
+        assert_eq!(etag(("resolve", 7u64)), etag_of(&h));
     }
 }

@@ -41,7 +41,7 @@ pub struct LocateOptions {
 
 impl LocateOptions {
     /// Reads `tier`, `within` and `nearest`, checking `within` against the configured cap.
-    pub fn parse(q: &[(String, String)], settings: &Settings) -> Result<Self, ApiError> {
+    pub fn parse<K: AsRef<str>, V: AsRef<str>>(q: &[(K, V)], settings: &Settings) -> Result<Self, ApiError> {
         let tiers = params::tiers(q)?;
         let within = match params::single(q, "within")? {
             None => None,
@@ -179,6 +179,9 @@ impl Serialize for HitJson<'_> {
 }
 
 /// The location and options of a GET query, or the error naming the bad parameter.
-pub fn query(q: &[(String, String)], state: &AppState) -> Result<(Location, LocateOptions), ApiError> {
+pub fn query<K: AsRef<str>, V: AsRef<str>>(
+    q: &[(K, V)],
+    state: &AppState,
+) -> Result<(Location, LocateOptions), ApiError> {
     Ok((params::location(q)?, LocateOptions::parse(q, &state.settings)?))
 }

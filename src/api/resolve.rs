@@ -24,8 +24,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/resolve", get(resolve_one).post(resolve_many))
 }
 
-/// The answer for one point.
+/// The answer for one point. It describes the answer for the OpenAPI
+/// document; [`render_one`] writes the same JSON without building it (a
+/// test checks that the two agree).
 #[derive(Serialize, utoipa::ToSchema)]
+#[cfg_attr(not(test), allow(dead_code))]
 #[schema(as = ResolveAnswer)]
 pub(crate) struct OneAnswer<'a> {
     /// The point asked about.
@@ -55,6 +58,11 @@ pub fn answer_one(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>) ->
     render_one(snapshot, loc, &hits, false, None)
 }
 
+/// Writes the answer for one point: the same JSON as serialising
+/// [`OneAnswer`] with `serde_json`, written piece by piece. The records are
+/// pre-rendered JSON, so all that is left is the frame around them;
+/// serde's escaping of every field name and the `Vec<HitJson>` it needed
+/// were a sixth of the handler's instructions.
 fn render_one(
     snapshot: &Snapshot,
     loc: Location,
@@ -62,17 +70,32 @@ fn render_one(
     annotated: bool,
     expires: Option<String>,
 ) -> Result<Vec<u8>, ApiError> {
-    // The records are pre-rendered JSON: size the buffer for them at once
-    // instead of letting `to_vec` grow it by doubling (a copy per step).
+    let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+    // Sized once for the records instead of grown by doubling.
     let size = 160 + hits.iter().map(|h| h.entry.json.get().len() + 64).sum::<usize>();
-    let answer = OneAnswer {
-        location: loc,
-        index_version: snapshot.version(),
-        expires,
-        jurisdictions: hits.iter().map(|h| HitJson::new(h, annotated)).collect(),
-    };
     let mut out = Vec::with_capacity(size);
-    serde_json::to_writer(&mut out, &answer).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out.extend_from_slice(b"{\"location\":{\"lat\":");
+    serde_json::to_writer(&mut out, &loc.lat).map_err(internal)?;
+    out.extend_from_slice(b",\"lon\":");
+    serde_json::to_writer(&mut out, &loc.lon).map_err(internal)?;
+    out.extend_from_slice(b"},\"index_version\":");
+    serde_json::to_writer(&mut out, &snapshot.version()).map_err(internal)?;
+    if let Some(expires) = &expires {
+        out.extend_from_slice(b",\"expires\":");
+        serde_json::to_writer(&mut out, expires).map_err(internal)?;
+    }
+    out.extend_from_slice(b",\"jurisdictions\":[");
+    for (i, hit) in hits.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if annotated {
+            serde_json::to_writer(&mut out, &HitJson::new(hit, true)).map_err(internal)?;
+        } else {
+            out.extend_from_slice(hit.entry.json.get().as_bytes());
+        }
+    }
+    out.extend_from_slice(b"]}");
     Ok(out)
 }
 
@@ -91,15 +114,17 @@ fn render_one(
 )]
 pub(crate) async fn resolve_one(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // The request itself, not the `HeaderMap` and `Uri` extractors: those
+    // clone the request's headers (and drop the copy) on every call.
+    let (headers, uri) = (request.headers(), request.uri());
     let q = params::pairs(uri.query());
     let (loc, opts) = locate::query(&q, &state)?;
     let snapshot = state.index.current();
     let hits = locate::locate(&snapshot, loc, &opts, &state.settings);
     let etag = locate::etag("resolve", &hits);
-    cache::respond(&state, &headers, &etag, "application/json", || {
+    cache::respond(&state, headers, &etag, "application/json", || {
         render_one(&snapshot, loc, &hits, opts.annotated(), Some(cache::expires(&state)))
     })
 }
@@ -137,8 +162,9 @@ pub struct BatchPoint {
     pub id: Option<serde_json::Value>,
 }
 
-/// The answer for one point of a batch.
+/// The answer for one point of a batch ([`answer_batch`] writes it).
 #[derive(Serialize, utoipa::ToSchema)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct BatchResult<'a> {
     /// The point's `id`, echoed when given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,6 +178,7 @@ pub(crate) struct BatchResult<'a> {
 }
 
 /// The distinct jurisdictions of a batch answer, as an object keyed by id.
+#[cfg_attr(not(test), allow(dead_code))]
 struct Records<'a>(Vec<(&'a str, &'a RawValue)>);
 
 impl Serialize for Records<'_> {
@@ -164,8 +191,10 @@ impl Serialize for Records<'_> {
     }
 }
 
-/// The answer for a batch.
+/// The answer for a batch. It describes the answer for the OpenAPI
+/// document; [`answer_batch`] writes the same JSON without building it.
 #[derive(Serialize, utoipa::ToSchema)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct BatchAnswer<'a> {
     /// The registry's change-log sequence number the answer was computed from.
     index_version: i64,
@@ -216,7 +245,12 @@ fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiE
     Ok(out)
 }
 
-/// Resolves every point against one snapshot and renders the answer.
+/// Resolves every point against one snapshot and renders the answer: the
+/// same JSON as serialising [`BatchAnswer`] with `serde_json`, written piece
+/// by piece (a test checks that the two agree). Each distinct
+/// jurisdiction's id is escaped once per batch and then copied, where serde
+/// escaped it again for every point it serves, along with every field name:
+/// that was ~40 % of a 1,000-point batch's instructions.
 fn answer_batch(
     snapshot: &Snapshot,
     expires: &str,
@@ -224,11 +258,15 @@ fn answer_batch(
     locations: &[Location],
     tiers: Option<TierSet>,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut seen = vec![false; snapshot.slot_bound()];
-    let mut records = Vec::new();
-    // Every point's ids in one vector (one allocation, not one per point);
-    // `ends[i]` is where point i's ids end.
-    let mut ids: Vec<&str> = Vec::with_capacity(locations.len() * 4);
+    let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+    // Per slot: 1 + the jurisdiction's number in `records` once it is seen.
+    let mut seen = vec![0u32; snapshot.slot_bound()];
+    let mut records: Vec<&RawValue> = Vec::new();
+    // The records' ids as JSON strings, back to back; `ids[i]` is record i's span.
+    let mut escaped: Vec<u8> = Vec::new();
+    let mut ids: Vec<std::ops::Range<usize>> = Vec::new();
+    // Every point's record numbers in one vector; `ends[i]` is where point i's end.
+    let mut hits: Vec<u32> = Vec::with_capacity(locations.len() * 4);
     let mut ends = Vec::with_capacity(locations.len());
     let mut slots = Vec::with_capacity(8);
     let mut size = 128;
@@ -236,40 +274,71 @@ fn answer_batch(
         matching(snapshot, *loc, tiers, &mut slots);
         for &s in &slots {
             let Some(e) = snapshot.entry(s) else { continue };
-            if let Some(flag) = seen.get_mut(s as usize) {
-                if !*flag {
-                    *flag = true;
-                    records.push((e.record.id.as_str(), &*e.json));
-                    size += e.record.id.len() + e.json.get().len() + 4;
-                }
+            let s = s as usize;
+            if s >= seen.len() {
+                seen.resize(s + 1, 0);
             }
-            ids.push(e.record.id.as_str());
-            size += e.record.id.len() + 3;
+            if seen[s] == 0 {
+                let start = escaped.len();
+                serde_json::to_writer(&mut escaped, e.record.id.as_str()).map_err(internal)?;
+                ids.push(start..escaped.len());
+                records.push(&e.json);
+                seen[s] = u32::try_from(records.len()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                size += escaped.len() - start + e.json.get().len() + 2;
+            }
+            let r = seen[s] - 1;
+            hits.push(r);
+            size += ids.get(r as usize).map_or(0, |span| span.len() + 1);
         }
-        ends.push(ids.len());
+        ends.push(hits.len());
         size += 80;
     }
-    let mut start = 0;
-    let results = locations
-        .iter()
-        .zip(&req.points)
-        .zip(&ends)
-        .map(|((loc, point), &end)| {
-            let r = BatchResult { id: point.id.as_ref(), location: *loc, jurisdictions: &ids[start..end] };
-            start = end;
-            r
-        })
-        .collect::<Vec<_>>();
-    let answer = BatchAnswer {
-        index_version: snapshot.version(),
-        expires,
-        count: results.len(),
-        jurisdictions: Records(records),
-        results,
-    };
     // Sized once: growing a ~100 kB answer by doubling copied it ~10 times.
     let mut out = Vec::with_capacity(size);
-    serde_json::to_writer(&mut out, &answer).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out.extend_from_slice(b"{\"index_version\":");
+    serde_json::to_writer(&mut out, &snapshot.version()).map_err(internal)?;
+    out.extend_from_slice(b",\"expires\":");
+    serde_json::to_writer(&mut out, expires).map_err(internal)?;
+    out.extend_from_slice(b",\"count\":");
+    serde_json::to_writer(&mut out, &locations.len().min(req.points.len())).map_err(internal)?;
+    out.extend_from_slice(b",\"jurisdictions\":{");
+    for (i, (record, id)) in records.iter().zip(&ids).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&escaped[id.clone()]);
+        out.push(b':');
+        out.extend_from_slice(record.get().as_bytes());
+    }
+    out.extend_from_slice(b"},\"results\":[");
+    let mut start = 0;
+    for (i, ((loc, point), &end)) in locations.iter().zip(&req.points).zip(&ends).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        if let Some(id) = &point.id {
+            out.extend_from_slice(b"\"id\":");
+            serde_json::to_writer(&mut out, id).map_err(internal)?;
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"location\":{\"lat\":");
+        serde_json::to_writer(&mut out, &loc.lat).map_err(internal)?;
+        out.extend_from_slice(b",\"lon\":");
+        serde_json::to_writer(&mut out, &loc.lon).map_err(internal)?;
+        out.extend_from_slice(b"},\"jurisdictions\":[");
+        for (j, &r) in hits.get(start..end).unwrap_or(&[]).iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            if let Some(id) = ids.get(r as usize) {
+                out.extend_from_slice(&escaped[id.clone()]);
+            }
+        }
+        out.extend_from_slice(b"]}");
+        start = end;
+    }
+    out.extend_from_slice(b"]}");
     Ok(out)
 }
 
@@ -327,7 +396,7 @@ pub(crate) async fn resolve_many(
     let req = batch_body(req, &state).await?;
     let locations = validate_points(&req, state.settings.max_batch)?;
     let tiers = match &req.tier {
-        Some(t) => params::tiers(&[("tier".to_owned(), t.clone())])?,
+        Some(t) => params::tiers(&[("tier", t)])?,
         None => None,
     };
     let snapshot: Arc<Snapshot> = state.index.current();
@@ -345,4 +414,119 @@ pub(crate) async fn resolve_many(
     let mut headers = cache::headers(&state, &cache::etag(("batch", version)));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok((headers, body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Entry;
+    use crate::model::{Jurisdiction, Tier};
+    use geo::{polygon, MultiPolygon};
+
+    fn entry(id: &str, tier: Tier, name: &str, size: f64) -> Arc<Entry> {
+        let record = Jurisdiction {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            tier,
+            parent: None,
+            parent_override: false,
+            ocd_id: None,
+            external_ids: Default::default(),
+            source: Some("test \"quoted\" source\n".to_owned()),
+            license: None,
+            area_km2: size * 1000.0,
+            created_at: "2026-01-01T00:00:00Z".to_owned(),
+            updated_at: "2026-01-01T00:00:00Z".to_owned(),
+            version: 3,
+        };
+        let square =
+            MultiPolygon(vec![polygon![(x: 0.0, y: 0.0), (x: size, y: 0.0), (x: size, y: size), (x: 0.0, y: size)]]);
+        Arc::new(Entry::new(record, &square, Vec::new()))
+    }
+
+    /// The hand-written answer is byte for byte what serde makes of [`OneAnswer`].
+    #[test]
+    fn render_one_matches_the_serde_answer() {
+        let snapshot = Snapshot::build(
+            41,
+            vec![entry("c:1", Tier::Country, "Ütopia", 8.0), entry("s:1", Tier::State, "Ställe \u{1F600}", 4.0)],
+        );
+        let hit = |e| Hit { entry: e, kind: locate::MatchKind::Near, distance_m: 12.34 };
+        let all: Vec<Hit<'_>> = snapshot.entries().map(hit).collect();
+        for (lat, lon) in [(1.0, 1.0), (-0.000_001, 179.999_999_9), (90.0, -180.0), (0.1 + 0.2, 1e-7)] {
+            let loc = Location { lat, lon };
+            for hits in [&all[..0], &all[..1], &all[..]] {
+                for annotated in [false, true] {
+                    for expires in [None, Some("2026-11-26T13:20:55Z".to_owned())] {
+                        let ours = render_one(&snapshot, loc, hits, annotated, expires.clone()).expect("renders");
+                        let serde = serde_json::to_vec(&OneAnswer {
+                            location: loc,
+                            index_version: snapshot.version(),
+                            expires,
+                            jurisdictions: hits.iter().map(|h| HitJson::new(h, annotated)).collect(),
+                        })
+                        .expect("serialises");
+                        assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The hand-written batch answer is byte for byte what serde makes of
+    /// [`BatchAnswer`] built the straightforward way.
+    #[test]
+    fn answer_batch_matches_the_serde_answer() {
+        let snapshot = Snapshot::build(
+            7,
+            vec![
+                entry("c:\"1\"", Tier::Country, "Big", 8.0),
+                entry("s:1", Tier::State, "Mid", 4.0),
+                entry("p:\u{e9}", Tier::Place, "Small", 1.0),
+            ],
+        );
+        let body = r#"{"points": [
+            {"lat": 0.5, "lon": 0.5, "id": "a \"quoted\" key"},
+            {"lat": 3.0, "long": 3.0},
+            {"lat": 6.0, "lon": 6.0, "id": {"n": [1, 2.5, null]}},
+            {"lat": 50.0, "lon": 50.0, "id": 17},
+            {"lat": 0.25, "lon": 0.75}
+        ]}"#;
+        let req: BatchRequest = serde_json::from_str(body).expect("a batch");
+        let locations = validate_points(&req, 100).expect("valid");
+        for tiers in [None, params::tiers(&[("tier", "state,place")]).expect("tiers")] {
+            let ours = answer_batch(&snapshot, "2026-11-26T13:20:55Z", &req, &locations, tiers).expect("renders");
+            // The reference: records in first-seen order, ids per point.
+            let (mut records, mut per_point) = (Vec::new(), Vec::new());
+            let mut slots = Vec::new();
+            for loc in &locations {
+                matching(&snapshot, *loc, tiers, &mut slots);
+                let mut ids = Vec::new();
+                for &s in &slots {
+                    let e = snapshot.entry(s).expect("an entry");
+                    if !records.iter().any(|(id, _)| *id == e.record.id.as_str()) {
+                        records.push((e.record.id.as_str(), &*e.json));
+                    }
+                    ids.push(e.record.id.as_str());
+                }
+                per_point.push(ids);
+            }
+            let results: Vec<BatchResult<'_>> = locations
+                .iter()
+                .zip(&req.points)
+                .zip(&per_point)
+                .map(|((loc, p), ids)| BatchResult { id: p.id.as_ref(), location: *loc, jurisdictions: ids })
+                .collect();
+            let serde = serde_json::to_vec(&BatchAnswer {
+                index_version: 7,
+                expires: "2026-11-26T13:20:55Z",
+                count: results.len(),
+                jurisdictions: Records(records),
+                results,
+            })
+            .expect("serialises");
+            assert!(per_point.iter().any(|ids| ids.len() >= 2), "some point is covered twice");
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
+        }
+    }
 }

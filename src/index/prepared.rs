@@ -14,16 +14,18 @@
 //!
 //! # Memory layout
 //!
-//! Two heap buffers per polygon, nothing else:
+//! Two heap buffers per polygon, nothing else, each an `Arc` slice so that
+//! a copy of the header (the spatial index keeps one per part, next to its
+//! key, to save a dependent cache miss per test) shares them:
 //!
-//! * `coords: Box<[Coord<f64>]>` (16 bytes a coordinate): every ring's
+//! * `coords: Arc<[Coord<f64>]>` (16 bytes a coordinate): every ring's
 //!   coordinates exactly as given, ring after ring. A ring that is not
 //!   closed (first and last coordinates differ, or a single point) is
 //!   followed by one copy of its first coordinate, so that **edge `i` is
 //!   always `coords[i] -> coords[i + 1]`**, the implicit closing edge
 //!   included. (Rings coming from `geo` are always closed already, so this
 //!   copy is virtually never stored.)
-//! * `index: Box<[u32]>` (4 bytes an entry), three sections back to back:
+//! * `index: Arc<[u32]>` (4 bytes an entry), three sections back to back:
 //!   `K + 1` band offsets (absolute positions in `index`; band `b` is
 //!   `index[index[b]..index[b + 1]]`), then the edge numbers `i` of every
 //!   band, band after band (an edge spanning several bands is listed once
@@ -117,6 +119,8 @@
 //! coordinates, far above the store's vertex limit). Edges past that limit
 //! would not be indexed (and a debug build asserts).
 
+use std::sync::Arc;
+
 use geo::kernels::{Kernel, RobustKernel};
 use geo::{Coord, LineString, Orientation, Polygon};
 
@@ -154,10 +158,10 @@ pub struct PreparedPolygon {
     scale: f64,
     /// Every ring's coordinates, ring after ring, each unclosed ring followed
     /// by a copy of its first coordinate: edge `i` is `coords[i] -> coords[i + 1]`.
-    coords: Box<[Coord<f64>]>,
+    coords: Arc<[Coord<f64>]>,
     /// `bands + 1` band offsets (positions in this buffer), then the edge
     /// numbers of each band, then the source length of each ring.
-    index: Box<[u32]>,
+    index: Arc<[u32]>,
     /// Number of bands minus one (the largest valid band index).
     last_band: u32,
     /// One ring of at most [`SCAN_MAX`] coordinates: a point test reads
@@ -280,8 +284,8 @@ impl PreparedPolygon {
             min,
             max,
             scale,
-            coords: coords.into_boxed_slice(),
-            index: index.into_boxed_slice(),
+            coords: Arc::from(coords),
+            index: Arc::from(index),
             last_band: position(last_band),
             scan: rings.len() == 1 && stored <= SCAN_MAX,
         }
@@ -375,10 +379,18 @@ impl PreparedPolygon {
         self.all_edges().len()
     }
 
-    /// Heap bytes this polygon owns (coordinates and the `u32` index), not
-    /// counting its own header (`size_of::<PreparedPolygon>()`).
+    /// Heap bytes this polygon's buffers take (coordinates and the `u32`
+    /// index, each with its `Arc` counts), not counting its own header
+    /// (`size_of::<PreparedPolygon>()`). Copies of the polygon share them.
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.coords) + std::mem::size_of_val(&*self.index)
+        const COUNTS: usize = 2 * std::mem::size_of::<usize>();
+        std::mem::size_of_val(&*self.coords) + std::mem::size_of_val(&*self.index) + 2 * COUNTS
+    }
+
+    /// Whether `other` is a copy of this polygon sharing its buffers (not
+    /// an equal polygon with buffers of its own).
+    pub fn shares_buffers_with(&self, other: &PreparedPolygon) -> bool {
+        Arc::ptr_eq(&self.coords, &other.coords) && Arc::ptr_eq(&self.index, &other.index)
     }
 
     /// The source rings (exterior first, then the holes), exactly as given
@@ -1024,7 +1036,11 @@ mod tests {
         // Edges: 3 of the triangle (one implicit) and the point's zero-length one.
         assert_eq!(p.edges(p.all_edges()).count(), p.stored_edge_count());
         assert!(p.covers(c(2.0, 2.0)) && p.covers(c(9.0, 9.0)) && !p.covers(c(9.0, 8.0)));
-        assert_eq!(p.heap_bytes(), (3 + 1 + 1 + 1) * 16 + (p.band_count() + 1 + p.stored_edge_count() + 3) * 4);
+        // Plus the two buffers' `Arc` counts.
+        assert_eq!(
+            p.heap_bytes(),
+            (3 + 1 + 1 + 1) * 16 + (p.band_count() + 1 + p.stored_edge_count() + 3) * 4 + 2 * 16
+        );
         assert!(std::mem::size_of::<PreparedPolygon>() <= 80);
     }
 

@@ -92,23 +92,8 @@ pub fn prepare(mp: &MultiPolygon<f64>) -> PreparedGeometry {
     mp.0.iter().map(PreparedPolygon::new).collect()
 }
 
-/// R-tree entry: a part's bounding box and its slot number in `parts`.
+/// R-tree entry: a part's bounding box and its slot number in `polygons`.
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
-
-/// One indexed polygon part.
-#[derive(Clone, Debug)]
-struct Part {
-    key: u32,
-    geometry: PreparedGeometry,
-    part: u32,
-}
-
-impl Part {
-    #[inline]
-    fn polygon(&self) -> Option<&PreparedPolygon> {
-        self.geometry.get(self.part as usize)
-    }
-}
 
 /// Work done by one grid lookup, see [`SpatialIndex::probe`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,8 +112,14 @@ pub struct Probe {
 pub struct SpatialIndex {
     tree: RTree<Entry>,
     grid: Grid,
-    parts: Vec<Part>,
-    /// `parts[slot].key` for every slot, packed (read for every grid item).
+    /// Every indexed part's header, by slot: a copy of the caller's
+    /// [`PreparedPolygon`] sharing its coordinate and band buffers (two
+    /// `Arc` slices), so an edge test reads the header here and then the
+    /// buffers. Reaching it through the caller's `PreparedGeometry` instead
+    /// (slot -> `Arc` -> header -> buffers) cost one more dependent cache
+    /// miss per test.
+    polygons: Vec<PreparedPolygon>,
+    /// The caller's key of every slot (read for every grid item).
     keys: Vec<u32>,
     entries: usize,
     vertices: usize,
@@ -140,7 +131,7 @@ impl SpatialIndex {
     /// geometry is shared through its `Arc`.
     pub fn build(entries: Vec<(u32, PreparedGeometry)>) -> SpatialIndex {
         let mut index = Self::build_tree_only(entries);
-        index.grid = Grid::build(&index.parts, index.vertices);
+        index.grid = Grid::build(&index.polygons, index.vertices);
         index
     }
 
@@ -149,25 +140,24 @@ impl SpatialIndex {
     /// (a snapshot's overlay of recently changed geometry).
     pub fn build_tree_only(entries: Vec<(u32, PreparedGeometry)>) -> SpatialIndex {
         let count = entries.len();
-        let mut parts = Vec::new();
+        let mut polygons = Vec::new();
+        let mut keys = Vec::new();
         let mut rects = Vec::new();
         let mut vertices = 0usize;
         for (key, geometry) in entries {
-            for (i, poly) in geometry.iter().enumerate() {
+            for poly in geometry.iter() {
                 if poly.vertex_count() == 0 {
                     continue;
                 }
-                let (Ok(part), Ok(slot)) = (u32::try_from(i), u32::try_from(parts.len())) else {
-                    continue;
-                };
+                let Ok(slot) = u32::try_from(polygons.len()) else { continue };
                 let (min, max) = poly.bbox();
                 vertices += poly.vertex_count();
                 rects.push(Entry::new(Rectangle::from_corners(min, max), slot));
-                parts.push(Part { key, geometry: Arc::clone(&geometry), part });
+                polygons.push(poly.clone());
+                keys.push(key);
             }
         }
-        let keys = parts.iter().map(|p| p.key).collect();
-        SpatialIndex { tree: RTree::bulk_load(rects), grid: Grid::default(), parts, keys, entries: count, vertices }
+        SpatialIndex { tree: RTree::bulk_load(rects), grid: Grid::default(), polygons, keys, entries: count, vertices }
     }
 
     /// Pushes onto `out` the key of every entry whose geometry covers the
@@ -177,15 +167,13 @@ impl SpatialIndex {
     pub fn query(&self, lon: f64, lat: f64, out: &mut Vec<u32>) {
         let start = out.len();
         let c = Coord { x: lon, y: lat };
-        let (parts, keys) = (&self.parts, &self.keys);
+        let (polygons, keys) = (&self.polygons, &self.keys);
         let gridded = self.grid.visit(lon, lat, |item| {
             let slot = (item >> 1) as usize;
             let Some(&key) = keys.get(slot) else {
                 return;
             };
-            if !out[start..].contains(&key)
-                && (item & 1 == 1 || parts.get(slot).and_then(Part::polygon).is_some_and(|p| p.covers(c)))
-            {
+            if !out[start..].contains(&key) && (item & 1 == 1 || polygons.get(slot).is_some_and(|p| p.covers(c))) {
                 out.push(key);
             }
         });
@@ -222,8 +210,8 @@ impl SpatialIndex {
     pub fn keys_in_box(&self, min: [f64; 2], max: [f64; 2], out: &mut Vec<u32>) {
         let aabb = rstar::AABB::from_corners(min, max);
         for entry in self.tree.locate_in_envelope_intersecting(&aabb) {
-            if let Some(part) = self.parts.get(entry.data as usize) {
-                out.push(part.key);
+            if let Some(&key) = self.keys.get(entry.data as usize) {
+                out.push(key);
             }
         }
     }
@@ -231,9 +219,10 @@ impl SpatialIndex {
     /// R-tree path (points outside the grid, or no grid).
     fn query_tree(&self, c: Coord<f64>, start: usize, out: &mut Vec<u32>) {
         let _ = self.tree.locate_all_at_point_int(&[c.x, c.y], |entry: &Entry| {
-            if let Some(part) = self.parts.get(entry.data as usize) {
-                if !out[start..].contains(&part.key) && part.polygon().is_some_and(|p| p.covers(c)) {
-                    out.push(part.key);
+            let slot = entry.data as usize;
+            if let (Some(&key), Some(poly)) = (self.keys.get(slot), self.polygons.get(slot)) {
+                if !out[start..].contains(&key) && poly.covers(c) {
+                    out.push(key);
                 }
             }
             ControlFlow::<()>::Continue(())
@@ -260,7 +249,7 @@ impl SpatialIndex {
 
     /// Number of indexed polygon parts.
     pub fn polygon_count(&self) -> usize {
-        self.parts.len()
+        self.polygons.len()
     }
 
     /// Total number of coordinates over all indexed parts.
@@ -410,10 +399,10 @@ impl Ord for Pending {
 }
 
 impl Grid {
-    fn build(parts: &[Part], vertices: usize) -> Grid {
+    fn build(parts: &[PreparedPolygon], vertices: usize) -> Grid {
         let mut min = [f64::INFINITY; 2];
         let mut max = [f64::NEG_INFINITY; 2];
-        for p in parts.iter().filter_map(Part::polygon) {
+        for p in parts {
             let (a, b) = p.bbox();
             for d in 0..2 {
                 min[d] = min[d].min(a[d]);
@@ -452,8 +441,7 @@ impl Grid {
         // Top level: (cell, item) pairs, then a counting sort into CSR form.
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         let mut scratch = Scratch::default();
-        for (slot, part) in parts.iter().enumerate() {
-            let Some(poly) = part.polygon() else { continue };
+        for (slot, poly) in parts.iter().enumerate() {
             let (a, b) = poly.bbox();
             let range = [
                 grid.cell(a[0], 0, TOP_SHIFT),
@@ -496,11 +484,9 @@ impl Grid {
         drop(offsets);
         let part_area: Vec<f64> = parts
             .iter()
-            .map(|p| {
-                p.polygon().map_or(0.0, |poly| {
-                    let (a, b) = poly.bbox();
-                    (b[0] - a[0]) * (b[1] - a[1])
-                })
+            .map(|poly| {
+                let (a, b) = poly.bbox();
+                (b[0] - a[0]) * (b[1] - a[1])
             })
             .collect();
         let top_area = size[0] / dims[0] as f64 * (size[1] / dims[1] as f64);
@@ -560,7 +546,7 @@ impl Grid {
                     kept += 1;
                     continue;
                 }
-                let Some(poly) = parts.get((item >> 1) as usize).and_then(Part::polygon) else { continue };
+                let Some(poly) = parts.get((item >> 1) as usize) else { continue };
                 let (a, b) = poly.bbox();
                 let range = [
                     grid.cell(a[0], 0, shift).max(c0),
@@ -941,7 +927,10 @@ mod tests {
         let g = prepare(&MultiPolygon(vec![sq(0.0, 0.0, 1.0)]));
         let a = SpatialIndex::build(vec![(1, Arc::clone(&g))]);
         let b = SpatialIndex::build(vec![(1, Arc::clone(&g)), (2, Arc::clone(&g))]);
-        assert!(Arc::strong_count(&g) >= 4);
+        // The indexes keep copies of the header that share its buffers.
+        assert!(a.polygons[0].shares_buffers_with(&g[0]));
+        assert!(b.polygons.iter().all(|p| p.shares_buffers_with(&g[0])) && b.polygons.len() == 2);
+        assert!(!prepare(&MultiPolygon(vec![sq(0.0, 0.0, 1.0)]))[0].shares_buffers_with(&g[0]));
         assert_eq!(q(&a, 0.5, 0.5), vec![1]);
         assert_eq!(q(&b, 0.5, 0.5), vec![1, 2]);
     }

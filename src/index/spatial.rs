@@ -5,20 +5,24 @@
 //! A [`SpatialIndex`] is an [`rstar`] R-tree of axis-aligned bounding boxes,
 //! one entry per polygon **part** (each `Polygon` of a `MultiPolygon` is its
 //! own entry, so a country's far-flung islands do not inflate one giant
-//! box). Each entry points to a [`PreparedPolygon`] (y-stripe edge bands,
-//! see [`crate::index::prepared`]) inside a shared [`PreparedGeometry`]
-//! (`Arc<[PreparedPolygon]>`) together with the caller's `u32` key.
+//! box). Each entry is a slot number: the index keeps, per slot, the
+//! caller's `u32` key and a copy of the part's [`PreparedPolygon`] header
+//! (y-stripe edge bands, see [`crate::index::prepared`]) that shares the
+//! coordinate and band buffers of the caller's [`PreparedGeometry`]
+//! (`Arc<[PreparedPolygon]>`), so an edge test reads the header and then
+//! the buffers, with no hop through the caller's geometry.
 //!
 //! # Build steps
 //!
 //! 1. The caller prepares each geometry once with [`prepare`], which turns
 //!    every polygon part into a [`PreparedPolygon`] (the expensive step).
 //! 2. [`SpatialIndex::build`] takes `(key, PreparedGeometry)` pairs; the
-//!    `Arc`s are cloned, never the edges, so a rebuild only re-does steps
-//!    3-5. A write does not rebuild at all: the snapshot answers changed
-//!    geometry from a small grid-less overlay ([`SpatialIndex::build_tree_only`])
-//!    until a new base is built in the background (see [`crate::index::Snapshot`]).
-//! 3. For every part a slot is recorded (`key`, geometry, part number) and
+//!    part headers are copied (80 bytes each), never the edges, so a
+//!    rebuild only re-does steps 3-5. A write does not rebuild at all:
+//!    the snapshot answers changed geometry from a small grid-less overlay
+//!    ([`SpatialIndex::build_tree_only`]) until a new base is built in the
+//!    background (see [`crate::index::Snapshot`]).
+//! 3. For every part a slot is recorded (`key` and header copy) and
 //!    an R-tree entry is made from the part's bounding box and slot number.
 //! 4. The R-tree is bulk-loaded (`RTree::bulk_load`, OMT packing) in one go.
 //!

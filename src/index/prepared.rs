@@ -6,7 +6,7 @@
 //! A [`PreparedPolygon`] keeps the coordinates of one `geo::Polygon` (the
 //! exterior and all holes) **once**, and indexes its edges in **y-stripe
 //! edge bands**: the polygon's y-range is cut into `K` equal-height bands
-//! (`K` grows with the edge count, roughly one band per eight edges, capped
+//! (`K` grows with the edge count, roughly one band per six edges, capped
 //! at [`MAX_BANDS`]), and each band lists the edges whose y-extent overlaps
 //! it. A point query computes its band with one multiply and a `floor`, then
 //! only looks at the few edges of that band, never at every vertex of the
@@ -34,14 +34,17 @@
 //!   recovered exactly ([`PreparedPolygon::rings`],
 //!   [`PreparedPolygon::to_polygon`]).
 //!
-//! So a polygon costs about `16 + 4 * s + 4 / 8` bytes a vertex, where `s`
+//! So a polygon costs about `16 + 4 * s + 4 / 6` bytes a vertex, where `s`
 //! is the average number of bands an edge is listed in, plus an 80-byte
 //! header and the allocator's overhead of its two buffers, which matter for
 //! small parts. (With one band per four edges, `s` was about 2 on TIGER;
 //! under jemalloc, whose size classes round a large buffer up by ~10 %,
-//! that put the TIGER index at 32.6 B/vertex, over its target; one band
-//! per eight edges gives 29.3, and callgrind counts fewer instructions a
-//! lookup on the bundled data, 584 -> 565, as fewer edges straddle bands.) Measured with `cargo bench --bench scale` (one run each on
+//! that put the TIGER index at 32.6 B/vertex, over its target. One band
+//! per eight edges gave 29.3 B/vertex but TIGER lookups ~15 % slower (a
+//! band's edges sit in different cache lines, so each extra edge is a
+//! miss); one per six gives 29.8 B/vertex, between the two in speed.)
+//! First measured, with one band per four edges and glibc's malloc (current
+//! figures are in BENCHMARKS.md), by `cargo bench --bench scale` (one run each on
 //! a loaded 2-core machine; RSS delta across `spatial::prepare` or bytes
 //! owned, whichever is larger): 25.8 B/vertex for the bundled data
 //! (535k vertices, 45 a part), 25.1 for TIGER 2019 places (12.7M vertices,
@@ -242,8 +245,8 @@ impl PreparedPolygon {
         }
 
         let height = max[1] - min[1];
-        // One band per eight edges: see "Memory layout" in the module doc.
-        let wanted = (edge_count / 8).clamp(1, MAX_BANDS);
+        // One band per six edges: see "Memory layout" in the module doc.
+        let wanted = (edge_count / 6).clamp(1, MAX_BANDS);
         let bands = if height.is_finite() && height > 0.0 { wanted } else { 1 };
         let scale = if bands > 1 { bands as f64 / height } else { 0.0 };
         let last_band = bands - 1;
@@ -876,13 +879,13 @@ mod tests {
 
     #[test]
     fn points_on_band_boundaries() {
-        // 80 edges -> 10 bands over y in [0, 10]: boundaries at integers.
+        // 60 edges -> 10 bands over y in [0, 10]: boundaries at integers.
         let mut ring = Vec::new();
-        for i in 0..=40 {
-            ring.push((0.0, f64::from(i) * 0.25));
+        for i in 0..=30 {
+            ring.push((0.0, f64::from(i) * 10.0 / 30.0));
         }
-        for i in (0..=39).rev() {
-            ring.push((if i % 2 == 0 { 10.0 } else { 9.0 }, f64::from(i) * 0.25 + 0.125));
+        for i in (1..=29).rev() {
+            ring.push((if i % 2 == 0 { 10.0 } else { 9.0 }, f64::from(i) * 10.0 / 30.0));
         }
         let poly = Polygon::new(LineString::from(ring), vec![]);
         let p = PreparedPolygon::new(&poly);

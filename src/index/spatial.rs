@@ -57,14 +57,14 @@
 //!
 //! Measured with `cargo bench --bench scale` on the bundled data (all
 //! 8,492 features, points uniform in the bounding boxes of random
-//! features; 2-core machine, quiet, 2026-11-26, BENCHMARKS.md has the
-//! other sets): `Snapshot::resolve_into` 254 ns/point single and 273 ns in
-//! a 10k batch, against 1.75 us for the R-tree-only path. Per lookup point
-//! the grid walks 1.5 levels below the top, takes 2.1 parts as covering
-//! without a test and edge-tests 0.54 (1.5 with a budget of half a node a
-//! vertex, 3.8 with no refinement); 76 % of the points need no edge test.
-//! The refinement costs build time: ~1 s on the bundled data (prepared
-//! geometry is reused either way).
+//! features; 2-core machine, 2026-11-26, BENCHMARKS.md has the other sets
+//! and the noise): `Snapshot::resolve_into` 184-211 ns/point single and
+//! 175-223 ns in a 10k batch, against 1.3-1.7 us for the R-tree-only path.
+//! Per lookup point the grid walks 1.5 levels below the top, takes 2.1
+//! parts as covering without a test and edge-tests 0.54 (1.5 with a budget
+//! of half a node a vertex, 3.8 with no refinement); 76 % of the points
+//! need no edge test. The refinement costs build time: ~0.7 s on the
+//! bundled data (prepared geometry is reused either way).
 //!
 //! # Boundary rule and invalid polygons
 //!

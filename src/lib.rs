@@ -41,8 +41,8 @@ pub mod store;
 /// The lookup index is tens to hundreds of MB read at random: with 4 KiB
 /// pages nearly every grid level and polygon test of a lookup also missed
 /// the TLB and paid a page walk. In 2 MiB pages the same lookups took
-/// 20-30 % less time (bundled and TIGER sets, see BENCHMARKS.md "Huge
-/// pages"), and jemalloc's thread caches also cost less than glibc's
+/// about 30 % less time (bundled and TIGER sets, see BENCHMARKS.md, in-process
+/// section), and jemalloc's thread caches also cost less than glibc's
 /// malloc, which was about a tenth of an HTTP request's CPU. Declared in
 /// the library so that the server, the benchmarks and the tests all run
 /// on the same allocator.

@@ -58,6 +58,17 @@ pub fn answer_one(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>) ->
     render_one(snapshot, loc, &hits, false, None)
 }
 
+/// Writes the `"location":{"lat":..,"lon":..}` member of an answer (one
+/// point's, or one result of a batch), as serde writes a [`Location`].
+fn write_location(out: &mut Vec<u8>, loc: Location) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(b"\"location\":{\"lat\":");
+    serde_json::to_writer(&mut *out, &loc.lat)?;
+    out.extend_from_slice(b",\"lon\":");
+    serde_json::to_writer(&mut *out, &loc.lon)?;
+    out.push(b'}');
+    Ok(())
+}
+
 /// Writes the answer for one point: the same JSON as serialising
 /// [`OneAnswer`] with `serde_json`, written piece by piece. The records are
 /// pre-rendered JSON, so all that is left is the frame around them;
@@ -74,11 +85,9 @@ fn render_one(
     // Sized once for the records instead of grown by doubling.
     let size = 160 + hits.iter().map(|h| h.entry.json.get().len() + 64).sum::<usize>();
     let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(b"{\"location\":{\"lat\":");
-    serde_json::to_writer(&mut out, &loc.lat).map_err(internal)?;
-    out.extend_from_slice(b",\"lon\":");
-    serde_json::to_writer(&mut out, &loc.lon).map_err(internal)?;
-    out.extend_from_slice(b"},\"index_version\":");
+    out.push(b'{');
+    write_location(&mut out, loc).map_err(internal)?;
+    out.extend_from_slice(b",\"index_version\":");
     serde_json::to_writer(&mut out, &snapshot.version()).map_err(internal)?;
     if let Some(expires) = &expires {
         out.extend_from_slice(b",\"expires\":");
@@ -322,11 +331,8 @@ fn answer_batch(
             serde_json::to_writer(&mut out, id).map_err(internal)?;
             out.push(b',');
         }
-        out.extend_from_slice(b"\"location\":{\"lat\":");
-        serde_json::to_writer(&mut out, &loc.lat).map_err(internal)?;
-        out.extend_from_slice(b",\"lon\":");
-        serde_json::to_writer(&mut out, &loc.lon).map_err(internal)?;
-        out.extend_from_slice(b"},\"jurisdictions\":[");
+        write_location(&mut out, *loc).map_err(internal)?;
+        out.extend_from_slice(b",\"jurisdictions\":[");
         for (j, &r) in hits.get(start..end).unwrap_or(&[]).iter().enumerate() {
             if j > 0 {
                 out.push(b',');

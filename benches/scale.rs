@@ -27,13 +27,15 @@
 //!    prepared geometry is timed once beside it.
 //! 3. **Correctness gate**: 2,000 seeded points (uniform, exact vertices,
 //!    exact on-edge points, points 1e-9 off vertices) through
-//!    `Snapshot::resolve_into`, `SpatialIndex::query` and
+//!    `Snapshot::resolve_into`, `Snapshot::resolve_many`, `SpatialIndex::query` and
 //!    `SpatialIndex::query_rtree_only`, each compared with a brute-force scan
 //!    of every polygon (`covers_brute_force`); any disagreement panics.
 //! 4. **Lookups** (criterion group `<set>_lookup`): `single` (one point per
 //!    iteration through `Snapshot::resolve_into`, cycling over 10,000 points
 //!    uniform in the bounding boxes of random features), `batch_10k` (the
-//!    10,000 points per iteration), and the R-tree-only search cost beside
+//!    10,000 points per iteration, one `resolve_into` each),
+//!    `resolve_many_10k` (the 10,000 points in one `Snapshot::resolve_many`
+//!    call, the batch endpoint's path), and the R-tree-only search cost beside
 //!    them (`rtree_only_single`, `rtree_only_batch_10k`:
 //!    `SpatialIndex::query_rtree_only`, no grid and no sort).
 //! 5. **Writes** (group `<set>_write`): the time until one write is visible,
@@ -592,8 +594,12 @@ fn run_set(
     let mut out = Vec::with_capacity(64);
     let mut max_hits = 0;
     let mut multi = 0;
+    let (mut many, mut many_ends) = (Vec::new(), Vec::new());
+    snapshot.resolve_many(&points, &mut many, &mut many_ends);
     for (k, ((c, kind), want)) in sample.iter().zip(&expected).enumerate() {
         snapshot.resolve_into(c.x, c.y, &mut out);
+        let from = if k == 0 { 0 } else { many_ends[k - 1] };
+        assert_eq!(many[from..many_ends[k]], out[..], "{set}: resolve_many and resolve_into disagree at point #{k}");
         let mut got: Vec<u32> = out
             .iter()
             .map(|&slot| {
@@ -632,7 +638,7 @@ fn run_set(
     let kinds = |k: tessellation::PointKind| sample.iter().filter(|s| s.1 == k).count();
     println!(
         "correctness: {} points ({} uniform, {} exact vertices, {} on edges, {} near vertices) agree with brute force \
-         ({:.1} s) for resolve_into, query and query_rtree_only; {multi} covered by 2+ jurisdictions, at most {max_hits}",
+         ({:.1} s) for resolve_into, resolve_many, query and query_rtree_only; {multi} covered by 2+ jurisdictions, at most {max_hits}",
         sample.len(),
         kinds(tessellation::PointKind::Uniform),
         kinds(tessellation::PointKind::Vertex),
@@ -684,6 +690,16 @@ fn run_set(
         started.elapsed()
     })
     .map(|v| v / pts.len() as f64);
+    let (mut many, mut many_ends) = (Vec::with_capacity(pts.len() * 8), Vec::with_capacity(pts.len()));
+    let batch_many = bench_median(&mut g, "resolve_many_10k", 10, |iters| {
+        let started = Instant::now();
+        for _ in 0..iters {
+            snapshot.resolve_many(&pts, &mut many, &mut many_ends);
+            black_box(many.len());
+        }
+        started.elapsed()
+    })
+    .map(|v| v / pts.len() as f64);
     let rtree_batch = bench_median(&mut g, "rtree_only_batch_10k", 10, |iters| {
         let started = Instant::now();
         for _ in 0..iters {
@@ -721,16 +737,18 @@ fn run_set(
         );
     }
     println!(
-        "lookup medians per point: resolve_into single {}, batch_10k {}; R-tree only single {}, batch_10k {} \
-         ({:.2} answers per lookup point)",
+        "lookup medians per point: resolve_into single {}, batch_10k {}; resolve_many 10k {}; R-tree only single {}, \
+         batch_10k {} ({:.2} answers per lookup point)",
         f(single),
         f(batch),
+        f(batch_many),
         f(rtree_single),
         f(rtree_batch),
         hits as f64 / pts.len() as f64
     );
     summary.add(set, "lookup single (resolve_into)", single, "ns/pt", targets.lookup_ns);
     summary.add(set, "lookup batch 10k (resolve_into)", batch, "ns/pt", targets.lookup_ns);
+    summary.add(set, "lookup batch 10k (resolve_many)", batch_many, "ns/pt", targets.lookup_ns);
     summary.add(set, "R-tree only single", rtree_single, "ns/pt", None);
     summary.add(set, "R-tree only batch 10k", rtree_batch, "ns/pt", None);
     drop(spatial);

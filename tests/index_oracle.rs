@@ -202,11 +202,19 @@ fn index_matches_brute_force_oracle_on_random_points() {
         }
     }
 
+    // The batch path answers all the points at once.
+    let coords: Vec<Coord<f64>> = points.iter().map(|&(p, _)| p).collect();
+    let (mut many, mut ends) = (Vec::new(), Vec::new());
+    index.query_many(&coords, &mut many, &mut ends);
+    assert_eq!(ends.len(), points.len());
+
     let mut oracle = Oracle { features: &features, validity: HashMap::new(), stats: Stats::default() };
     let mut mismatches = Vec::new();
-    for &(p, must_contain) in &points {
+    for (i, &(p, must_contain)) in points.iter().enumerate() {
         let expected = oracle.answer(p);
         let got = query_sorted(&index, p);
+        let batch = &many[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        assert_eq!(batch, &got[..], "query_many and query disagree at {p:?}");
         oracle.stats.points += 1;
         oracle.stats.hits += usize::from(!expected.is_empty());
         if let Some(fi) = must_contain {

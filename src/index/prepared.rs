@@ -178,6 +178,12 @@ pub struct PreparedPolygon {
     scan: bool,
 }
 
+/// Where a point's band lists its edge numbers: the result of
+/// [`PreparedPolygon::band_span`], only meaningful to
+/// [`PreparedPolygon::locate_in`] for the same point and polygon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BandSpan(u32, u32);
+
 /// Largest coordinate count of a one-ring polygon tested by scanning all of
 /// its edges (see `PreparedPolygon::scan`).
 pub const SCAN_MAX: usize = 32;
@@ -351,18 +357,60 @@ impl PreparedPolygon {
     /// Classifies `c` as inside, on the boundary, or outside (same rules as
     /// [`covers`](Self::covers)).
     pub fn locate(&self, c: Coord<f64>) -> Location {
+        match self.band_span(c) {
+            Some(span) => self.locate_in(span, c),
+            None => Location::Outside,
+        }
+    }
+
+    /// The first half of [`locate`](Self::locate), for callers that test
+    /// many points side by side (`SpatialIndex::query_many`): reads the
+    /// header and the band offsets and returns the span of the band's edge
+    /// numbers to pass to [`locate_in`](Self::locate_in), or `None` when
+    /// `c` is outside the bounding box (or NaN), so not covered. Splitting
+    /// the test lets a batch start every test's first two dependent loads
+    /// before any waits for its edges.
+    #[inline]
+    pub fn band_span(&self, c: Coord<f64>) -> Option<BandSpan> {
         let (px, py) = (c.x, c.y);
         if !(px >= self.min[0] && px <= self.max[0] && py >= self.min[1] && py <= self.max[1]) {
-            return Location::Outside;
+            return None;
         }
         if self.scan {
-            return parity(self.coords.windows(2).map(|w| (w[0], w[1])), px, py);
+            return Some(BandSpan(0, 0));
         }
         let b = band_index(py, self.min[1], self.scale, self.last_band as usize);
-        let Some(band) = self.bands(b, b) else {
+        Some(BandSpan(*self.index.get(b)?, *self.index.get(b + 1)?))
+    }
+
+    /// Reads the first and the last edge of `span` (their edge numbers and
+    /// start coordinates) and returns the sum of their x coordinates, for
+    /// batches that run this for many tests before any
+    /// [`locate_in`](Self::locate_in), so that the loads of different tests
+    /// overlap. The caller passes the result to [`std::hint::black_box`],
+    /// which keeps the loads. A band's edges are often two runs of the ring
+    /// (its left and right side), which the two reads start.
+    #[inline]
+    pub fn touch(&self, span: BandSpan) -> f64 {
+        if self.scan || span.1 <= span.0 {
+            return self.coords.first().map_or(0.0, |c| c.x);
+        }
+        let x = |at: u32| self.index.get(at as usize).and_then(|&i| self.coords.get(i as usize)).map_or(0.0, |c| c.x);
+        x(span.0) + x(span.1 - 1)
+    }
+
+    /// The second half of [`locate`](Self::locate): classifies `c` given
+    /// `span`, which must be what [`band_span`](Self::band_span) returned
+    /// for the same point on this polygon (or a copy sharing its buffers).
+    #[inline]
+    pub fn locate_in(&self, span: BandSpan, c: Coord<f64>) -> Location {
+        if self.scan {
+            return parity(self.coords.windows(2).map(|w| (w[0], w[1])), c.x, c.y);
+        }
+        let Some(band) = self.index.get(span.0 as usize..span.1 as usize) else {
             return Location::Outside;
         };
-        parity(band.iter().filter_map(|&i| self.ends(i)), px, py)
+        parity(band.iter().filter_map(|&i| self.ends(i)), c.x, c.y)
     }
 
     /// Bounding box of all rings as `(min, max)`, each `[x, y]`. A polygon

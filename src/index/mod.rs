@@ -487,33 +487,29 @@ impl Snapshot {
         ends.clear();
         self.base.query_many(points, out, ends);
         if !self.changed.is_empty() {
-            // Out-of-date base answers dropped, the overlay's added, point
-            // by point (compacted in place: a point's range only shrinks
-            // before the overlay's keys go at its end, so it is rebuilt in
-            // a second vector).
+            // Out-of-date base answers dropped and the overlay's added,
+            // point by point, into a second vector (a point's range may
+            // grow).
             let base = std::mem::take(out);
             out.reserve(base.len());
             let mut start = 0;
             for (end, c) in ends.iter_mut().zip(points) {
-                let from = out.len();
                 out.extend(base[start..*end].iter().copied().filter(|&k| !self.is_dead(k)));
                 self.overlay.query(c.x, c.y, out);
-                if from < out.len() {
-                    out[from..].sort_unstable();
-                }
                 start = *end;
                 *end = out.len();
             }
         }
-        if !self.keys_in_order() {
-            // Each range is in slot order; answer order differs.
-            let mut start = 0;
-            for &end in ends.iter() {
-                if let Some(range) = out.get_mut(start..end).filter(|r| r.len() > 1) {
+        let mut start = 0;
+        for &end in ends.iter() {
+            if let Some(range) = out.get_mut(start..end).filter(|r| r.len() > 1) {
+                if self.keys_in_order() {
+                    range.sort_unstable();
+                } else {
                     range.sort_unstable_by(|&a, &b| self.cmp_slots(a, b));
                 }
-                start = end;
             }
+            start = end;
         }
     }
 

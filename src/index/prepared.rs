@@ -64,8 +64,19 @@
 //! what a lookup over 10^6 polygons pays for. Its bands are still built
 //! (the grid build reads them).
 //!
-//! Band edges are stored in ring order, so the coordinates a band reads
-//! are mostly adjacent in memory. The header is kept to what a point test
+//! # Point test
+//!
+//! Each band's edges are stored sorted by their least x, and a point in a
+//! band casts its ray towards `-x`: the edges are read left to right and
+//! the scan stops at the first edge that starts right of the point, so a
+//! test reads about half its band where a `+x` ray over an unsorted band
+//! read all of it (the parity is the same, see `parity_leftwards`). Bands
+//! are uniform in y, so where a boundary is detailed they are crowded:
+//! on the bundled data the bands the grid's boundary tests read held ~40
+//! edges on average, and those tests were a third of a lookup's
+//! instructions. Along a ring, consecutive edges have nearby x, so the
+//! coordinates a band reads in x order are still mostly adjacent in
+//! memory. The header is kept to what a point test
 //! reads (bounding box, band scale, the two boxed slices, the band count:
 //! 80 bytes); the ring table and the vertex count are derived from the
 //! tail of `index` on the cold paths that need them.
@@ -78,7 +89,8 @@
 //!
 //! Containment is decided by **even-odd crossing parity over ALL rings of
 //! the polygon together** (exterior and holes alike): a horizontal ray from
-//! the point towards `+x` is intersected with every edge, and the point is
+//! the point (towards `+x` when scanning all edges, towards `-x` over a
+//! band, see "Point test") is intersected with every edge, and the point is
 //! inside when the number of crossings is odd (half-open rule on the edge's
 //! y-extent so that a vertex on the ray is counted once). Ring roles and
 //! ring orientation are never consulted. This makes the test robust to the
@@ -290,6 +302,24 @@ impl PreparedPolygon {
                 cursor[b] += 1;
             }
         }
+        // Each band's edges by their least x (see "Point test" in the
+        // module doc): a test reads them left to right and stops at the
+        // first edge that starts right of the point.
+        let least_x = |i: u32| -> f64 {
+            let i = i as usize;
+            let x = coords[i].x.min(coords[i + 1].x);
+            // Never skipped: an edge whose x is unreadable sorts first.
+            if x.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                x
+            }
+        };
+        for b in 0..bands {
+            if let Some(band) = index.get_mut(base + counts[b]..base + counts[b + 1]) {
+                band.sort_unstable_by(|&i, &j| least_x(i).total_cmp(&least_x(j)));
+            }
+        }
         for (slot, ring) in index[base + slots..].iter_mut().zip(&rings) {
             *slot = position(ring.len());
         }
@@ -410,7 +440,7 @@ impl PreparedPolygon {
         let Some(band) = self.index.get(span.0 as usize..span.1 as usize) else {
             return Location::Outside;
         };
-        parity(band.iter().filter_map(|&i| self.ends(i)), c.x, c.y)
+        parity_leftwards(band.iter().filter_map(|&i| self.ends(i)), c.x, c.y)
     }
 
     /// Bounding box of all rings as `(min, max)`, each `[x, y]`. A polygon
@@ -607,6 +637,52 @@ fn parity(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f6
             // Point left of the upward edge => edge is right of point.
             Orientation::CounterClockwise => inside = !inside,
             Orientation::Clockwise => {}
+        }
+    }
+    if inside {
+        Location::Inside
+    } else {
+        Location::Outside
+    }
+}
+
+/// [`parity`] with the ray cast towards `-x`, over `edges` sorted by their
+/// least x (an edge whose least x is NaN first): the edges are read left
+/// to right and the scan stops at the first one that starts right of the
+/// point, as neither it nor any later edge can hold the point or cross a
+/// leftward ray. The answer is [`parity`]'s: under the half-open rule every
+/// closed ring crosses the whole line `y = py` an even number of times, so
+/// the crossings left of a point not on the boundary have the parity of
+/// those right of it. A band is read about half way on average, where the
+/// `+x` ray read all of it.
+#[inline]
+fn parity_leftwards(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f64) -> Location {
+    let mut inside = false;
+    for (a, b) in edges {
+        let (xl, xr) = if a.x <= b.x { (a.x, b.x) } else { (b.x, a.x) };
+        if xl > px {
+            break;
+        }
+        let above = b.y > py;
+        if (a.y > py) == above {
+            if (a.y == py || b.y == py) && on_flat_end(a, b, px, py) {
+                return Location::Boundary;
+            }
+            continue;
+        }
+        // Straddling: `lo.y <= py < hi.y`, so `lo -> hi` points up.
+        if px > xr {
+            // Entirely to the left of the point: crossed by the -x ray.
+            inside = !inside;
+            continue;
+        }
+        let (lo, hi) = if above { (a, b) } else { (b, a) };
+        let e = Edge { x0: lo.x, y0: lo.y, x1: hi.x, y1: hi.y };
+        match orient(&e, px, py) {
+            Orientation::Collinear => return Location::Boundary,
+            // Point right of the upward edge => edge is left of point.
+            Orientation::Clockwise => inside = !inside,
+            Orientation::CounterClockwise => {}
         }
     }
     if inside {

@@ -194,86 +194,67 @@ impl SpatialIndex {
     /// Batch form of [`query`](Self::query): the keys covering
     /// `points[i]` are pushed onto `out` and `out.len()` is then pushed onto
     /// `ends`, so point `i`'s keys are `out[ends[i - 1]..ends[i]]` (from
-    /// where `out` ended before the call, for `i = 0`). Each point's keys
-    /// are distinct and in ascending order. The same answers as calling
-    /// `query` point by point, but faster on large indexes: the points
-    /// are taken [`LANES`] at a time and walked down the grid side by side,
-    /// one level for all of them before the next, and their edge tests are
-    /// split in two passes ([`PreparedPolygon::band_span`], then
+    /// where `out` ended before the call, for `i = 0`), each key once, in
+    /// unspecified order. The same answers as calling `query` point by
+    /// point, but faster on large indexes: the points are taken [`LANES`]
+    /// at a time and walked down the grid side by side, one level for all
+    /// of them before the next, and their edge tests are split in passes
+    /// ([`PreparedPolygon::band_span`], [`PreparedPolygon::touch`], then
     /// [`PreparedPolygon::locate_in`]), so the cache misses of different
     /// points overlap instead of following one another. Does not allocate
-    /// once `out` and `ends` have room (and after the first call's scratch).
+    /// once `out` and `ends` have room (and after the first chunk's
+    /// scratch).
     pub fn query_many(&self, points: &[Coord<f64>], out: &mut Vec<u32>, ends: &mut Vec<usize>) {
         ends.reserve(points.len());
         if self.grid.nodes.is_empty() {
             for &c in points {
                 let start = out.len();
                 self.query_tree(c, start, out);
-                out[start..].sort_unstable();
                 ends.push(out.len());
             }
             return;
         }
-        let mut found: Vec<Found> = Vec::with_capacity(LANES * 8);
-        let mut hits: Vec<(u32, u32)> = Vec::with_capacity(LANES * 8);
-        let mut by_lane: Vec<u32> = Vec::with_capacity(LANES * 8);
+        let mut tests: Vec<Test> = Vec::with_capacity(LANES * 4);
+        let mut found = LaneKeys::default();
         for chunk in points.chunks(LANES) {
             found.clear();
-            self.grid.visit_many(chunk, &mut found);
-            // First half of every edge test: header and band offsets.
-            for f in found.iter_mut().filter(|f| f.item & 1 == 0) {
-                let slot = (f.item >> 1) as usize;
-                f.span = match (self.polygons.get(slot), chunk.get(f.lane as usize)) {
+            tests.clear();
+            self.grid.visit_many(chunk, |lane, item| {
+                let slot = item >> 1;
+                if item & 1 == 1 {
+                    found.add(lane, self.keys.get(slot as usize));
+                } else {
+                    tests.push(Test { lane, slot, span: None });
+                }
+            });
+            // First pass of every edge test: header and band offsets.
+            for t in tests.iter_mut() {
+                t.span = match (self.polygons.get(t.slot as usize), chunk.get(t.lane)) {
                     (Some(p), Some(&c)) => p.band_span(c),
                     _ => None,
                 };
             }
             // Every test's band edges on their way before the first waits.
             let mut touched = 0.0;
-            for f in &found {
-                if let (Some(span), Some(p)) = (f.span, self.polygons.get((f.item >> 1) as usize)) {
+            for t in &tests {
+                if let (Some(span), Some(p)) = (t.span, self.polygons.get(t.slot as usize)) {
                     touched += p.touch(span);
                 }
             }
             std::hint::black_box(touched);
-            // Second half; the keys of every covering part, grouped by lane
-            // (a counting sort), then each lane's keys into `out` in
-            // ascending order without repeats.
-            hits.clear();
-            let mut first = [0u32; LANES + 1];
-            for f in &found {
-                let slot = (f.item >> 1) as usize;
-                let covered = f.item & 1 == 1
-                    || match (f.span, self.polygons.get(slot), chunk.get(f.lane as usize)) {
-                        (Some(span), Some(p), Some(&c)) => p.locate_in(span, c) != Location::Outside,
-                        _ => false,
-                    };
-                if let (true, Some(&key)) = (covered, self.keys.get(slot)) {
-                    hits.push((f.lane, key));
-                    first[f.lane as usize + 1] += 1;
-                }
-            }
-            for lane in 0..LANES {
-                first[lane + 1] += first[lane];
-            }
-            by_lane.clear();
-            by_lane.resize(hits.len(), 0);
-            let mut at = first;
-            for &(lane, key) in &hits {
-                if let Some(place) = by_lane.get_mut(at[lane as usize] as usize) {
-                    *place = key;
-                }
-                at[lane as usize] += 1;
-            }
-            for lane in 0..chunk.len() {
-                let keys = by_lane.get_mut(first[lane] as usize..first[lane + 1] as usize).unwrap_or_default();
-                keys.sort_unstable();
-                let mut last = None;
-                for &key in keys.iter() {
-                    if last != Some(key) {
-                        out.push(key);
-                        last = Some(key);
+            for t in &tests {
+                if let (Some(span), Some(p), Some(&c)) = (t.span, self.polygons.get(t.slot as usize), chunk.get(t.lane))
+                {
+                    if p.locate_in(span, c) != Location::Outside {
+                        found.add(t.lane, self.keys.get(t.slot as usize));
                     }
+                }
+            }
+            for (lane, c) in chunk.iter().enumerate() {
+                match found.keys(lane) {
+                    Some(keys) => out.extend_from_slice(keys),
+                    // More keys than a lane holds: asked again alone.
+                    None => self.query(c.x, c.y, out),
                 }
                 ends.push(out.len());
             }
@@ -372,16 +353,62 @@ impl SpatialIndex {
 /// registers and L1.
 pub const LANES: usize = 16;
 
-/// A grid item reached by one point of a [`SpatialIndex::query_many`]
-/// chunk, with the first half of its edge test once run.
+/// An edge test of [`SpatialIndex::query_many`]: the point's place in its
+/// chunk, the part's slot and, once run, the first pass's result.
 #[derive(Clone, Copy)]
-struct Found {
-    /// The point's place in its chunk.
-    lane: u32,
-    /// The grid item (`slot << 1 | inside`).
-    item: u32,
-    /// For a boundary item, [`PreparedPolygon::band_span`]'s result.
+struct Test {
+    lane: usize,
+    slot: u32,
     span: Option<BandSpan>,
+}
+
+/// Keys a lane of [`SpatialIndex::query_many`] holds (the bundled data's
+/// most covered point has 10); a point with more is asked again alone.
+const LANE_KEYS: usize = 16;
+
+/// The keys found so far for each point of a [`SpatialIndex::query_many`]
+/// chunk, each once: fixed rows, no allocation and no sort to group them.
+struct LaneKeys {
+    keys: [[u32; LANE_KEYS]; LANES],
+    /// Keys in each row; `LANE_KEYS + 1` once a row overflowed.
+    len: [usize; LANES],
+}
+
+impl Default for LaneKeys {
+    fn default() -> Self {
+        LaneKeys { keys: [[0; LANE_KEYS]; LANES], len: [0; LANES] }
+    }
+}
+
+impl LaneKeys {
+    fn clear(&mut self) {
+        self.len = [0; LANES];
+    }
+
+    /// Adds `key` to `lane`'s row unless it is there (or `None`).
+    #[inline]
+    fn add(&mut self, lane: usize, key: Option<&u32>) {
+        let (Some(&key), Some(row), Some(len)) = (key, self.keys.get_mut(lane), self.len.get_mut(lane)) else {
+            return;
+        };
+        match row.get(..*len) {
+            Some(have) if have.contains(&key) => {}
+            Some(_) => match row.get_mut(*len) {
+                Some(place) => {
+                    *place = key;
+                    *len += 1;
+                }
+                None => *len = LANE_KEYS + 1,
+            },
+            None => {}
+        }
+    }
+
+    /// `lane`'s keys, or `None` when they did not fit.
+    #[inline]
+    fn keys(&self, lane: usize) -> Option<&[u32]> {
+        self.keys.get(lane)?.get(..*self.len.get(lane)?)
+    }
 }
 
 /// Upper bound on the number of top-level grid cells (the top grid has
@@ -901,12 +928,12 @@ impl Grid {
 
     /// [`visit`](Self::visit) for up to [`LANES`] points at once, level by
     /// level: first every walking point's node is read (independent loads
-    /// the core overlaps), then their items are pushed onto `found` and
-    /// the next level's nodes computed. `found` gets `(lane, item)` for
-    /// every non-`CHILD` item of every node visited, grouped by level, not
-    /// by point. The grid must not be empty.
-    fn visit_many(&self, points: &[Coord<f64>], found: &mut Vec<Found>) {
-        let mut lane = [0u32; LANES];
+    /// the core overlaps), then each is given its items and the next
+    /// level's nodes computed. Calls `each(lane, item)` for every
+    /// non-`CHILD` item of every node visited, level by level. The grid
+    /// must not be empty.
+    fn visit_many(&self, points: &[Coord<f64>], mut each: impl FnMut(usize, u32)) {
+        let mut lane = [0usize; LANES];
         let mut fine = [(0usize, 0usize); LANES];
         let mut node = [0usize; LANES];
         let mut words = [[EMPTY; 2]; LANES];
@@ -915,7 +942,7 @@ impl Grid {
             let (x, y) = (c.x, c.y);
             if x >= self.min[0] && x <= self.max[0] && y >= self.min[1] && y <= self.max[1] {
                 let (fx, fy) = (self.fine(x, 0), self.fine(y, 1));
-                lane[n] = l as u32;
+                lane[n] = l;
                 fine[n] = (fx, fy);
                 node[n] = (fy >> TOP_SHIFT) * self.dims[0] + (fx >> TOP_SHIFT);
                 n += 1;
@@ -949,7 +976,7 @@ impl Grid {
                 let mut child = None;
                 for &item in items {
                     if item & CHILD == 0 {
-                        found.push(Found { lane: lane[k], item, span: None });
+                        each(lane[k], item);
                     } else {
                         child = Some((item & !CHILD) as usize);
                     }
@@ -1168,6 +1195,36 @@ mod tests {
         assert_brute_force(&idx, &polys, pts);
     }
 
+    /// A point covered by more keys than a `query_many` lane holds is
+    /// answered in full (asked again alone), beside points that fit.
+    #[test]
+    fn query_many_answers_points_with_many_keys() {
+        // 40 nested squares around (50, 50), each its own key, both as
+        // inside items (the small grid cell sits inside most of them) and
+        // as edge tests (points on the inner squares' edges).
+        let polys: Vec<(u32, geo::Polygon<f64>)> = (0..40)
+            .map(|i| (i, sq(50.0 - f64::from(i + 1), 50.0 - f64::from(i + 1), f64::from(2 * (i + 1)))))
+            .collect();
+        let idx =
+            SpatialIndex::build(polys.iter().map(|(k, p)| (*k, prepare(&MultiPolygon(vec![p.clone()])))).collect());
+        let pts = vec![
+            Coord { x: 50.0, y: 50.0 },
+            Coord { x: 49.0, y: 50.0 },
+            Coord { x: 80.0, y: 80.0 },
+            Coord { x: 10.5, y: 50.0 },
+            Coord { x: 500.0, y: 50.0 },
+        ];
+        let (mut many, mut ends) = (Vec::new(), Vec::new());
+        idx.query_many(&pts, &mut many, &mut ends);
+        assert_eq!(ends.len(), pts.len());
+        assert_eq!(ends[0], 40, "the centre is in all 40 squares");
+        assert_eq!(ends[1] - ends[0], 40, "the inner square's edge is covered too");
+        assert_eq!(ends[2] - ends[1], 11, "(80, 80) is in the 10 largest and on the 11th's corner");
+        assert_eq!(ends[3] - ends[2], 1, "(10.5, 50) is in the largest only");
+        assert_eq!(ends[4], ends[3], "outside the grid: nothing");
+        assert_brute_force(&idx, &polys, pts);
+    }
+
     /// Every vertex and edge midpoint of every ring of `p`.
     fn edge_points(p: &geo::Polygon<f64>) -> Vec<Coord<f64>> {
         std::iter::once(p.exterior())
@@ -1192,6 +1249,7 @@ mod tests {
             let mut one = Vec::new();
             idx.query(c.x, c.y, &mut one);
             one.sort_unstable();
+            many[start..end].sort_unstable();
             assert_eq!(many[start..end], one[..], "query_many at {c:?}");
             start = end;
         }

@@ -295,31 +295,25 @@ impl PreparedPolygon {
             index[b] = position(base + count);
         }
         let mut cursor: Vec<usize> = counts[..bands].iter().map(|&c| base + c).collect();
-        for i in edge_numbers() {
+        // Filled in the order of the edges' least x, so that every band
+        // lists its edges sorted by it (see "Point test" in the module
+        // doc), ties in ring order; one sort of the polygon's edges, not
+        // one per band.
+        let mut by_x: Vec<(i64, u32)> = edge_numbers()
+            .map(|i| {
+                let (a, b) = (coords[i as usize].x, coords[i as usize + 1].x);
+                (least_x_key(a, b), i)
+            })
+            .collect();
+        by_x.sort_unstable();
+        for &(_, i) in &by_x {
             let e = edge_of(i);
             for b in band_of(e.y0)..=band_of(e.y1) {
                 index[cursor[b]] = i;
                 cursor[b] += 1;
             }
         }
-        // Each band's edges by their least x (see "Point test" in the
-        // module doc): a test reads them left to right and stops at the
-        // first edge that starts right of the point.
-        let least_x = |i: u32| -> f64 {
-            let i = i as usize;
-            let x = coords[i].x.min(coords[i + 1].x);
-            // Never skipped: an edge whose x is unreadable sorts first.
-            if x.is_nan() {
-                f64::NEG_INFINITY
-            } else {
-                x
-            }
-        };
-        for b in 0..bands {
-            if let Some(band) = index.get_mut(base + counts[b]..base + counts[b + 1]) {
-                band.sort_unstable_by(|&i, &j| least_x(i).total_cmp(&least_x(j)));
-            }
-        }
+        drop(by_x);
         for (slot, ring) in index[base + slots..].iter_mut().zip(&rings) {
             *slot = position(ring.len());
         }
@@ -705,6 +699,21 @@ fn on_flat_end(a: Coord<f64>, b: Coord<f64>, px: f64, py: f64) -> bool {
     }
 }
 
+/// The sort key of an edge with end x coordinates `a` and `b` in a band:
+/// the lesser x as an integer that orders like `f64::total_cmp`, with an
+/// edge whose lesser x is NaN first, so that the leftward point test,
+/// which stops at the first edge right of the point, never skips it.
+#[inline]
+fn least_x_key(a: f64, b: f64) -> i64 {
+    let x = a.min(b);
+    if x.is_nan() {
+        return i64::MIN;
+    }
+    // `f64::total_cmp`'s mapping: negative values' magnitude bits flipped.
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
 /// Band of `y`: `floor((y - y0) * scale)` clamped to `0..=last`. Monotone in
 /// `y`, so closed y-intervals map to contiguous band ranges consistently.
 #[inline]
@@ -832,6 +841,40 @@ mod tests {
 
     fn square() -> Polygon<f64> {
         polygon![(x: 0.0, y: 0.0), (x: 10.0, y: 0.0), (x: 10.0, y: 10.0), (x: 0.0, y: 10.0)]
+    }
+
+    /// Every band lists its edges by least x, the order the leftward
+    /// point test relies on to stop early; points on both sides of the
+    /// middle of each band still agree with brute force.
+    #[test]
+    fn band_edges_are_sorted_by_least_x() {
+        // A comb: 60 teeth, so bands hold edges from many x positions.
+        let mut ring = vec![c(0.0, 0.0), c(61.0, 0.0)];
+        for t in (0..60).rev() {
+            let x = f64::from(t) + 1.0;
+            ring.extend([c(x, 10.0 + f64::from(t % 7)), c(x - 0.5, 10.0 + f64::from(t % 7)), c(x - 0.5, 2.0)]);
+        }
+        let poly = Polygon::new(LineString::from(ring), vec![]);
+        let p = PreparedPolygon::new(&poly);
+        assert!(p.band_count() > 4);
+        for b in 0..p.band_count() {
+            let ids = p.bands(b, b).expect("a band");
+            let xs: Vec<f64> = ids.iter().filter_map(|&i| p.ends(i)).map(|(a, b)| a.x.min(b.x)).collect();
+            assert!(xs.windows(2).all(|w| w[0] <= w[1]), "band {b}: {xs:?}");
+        }
+        for i in 0..600 {
+            let q = c(f64::from(i % 62) - 0.25, f64::from(i / 62) * 1.7 + 0.1);
+            assert_eq!(p.covers(q), covers_brute_force(&poly, q), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn least_x_key_orders_like_total_cmp() {
+        let xs = [f64::NEG_INFINITY, -1e300, -1.5, -f64::MIN_POSITIVE, -0.0, 0.0, 1e-300, 2.0, f64::INFINITY];
+        let keys: Vec<i64> = xs.iter().map(|&x| least_x_key(x, f64::INFINITY)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_eq!(least_x_key(3.0, -2.0), least_x_key(-2.0, 7.0));
+        assert_eq!(least_x_key(f64::NAN, f64::NAN), i64::MIN, "NaN sorts first");
     }
 
     #[test]

@@ -70,7 +70,7 @@
 //! band casts its ray towards `-x`: the edges are read left to right and
 //! the scan stops at the first edge that starts right of the point, so a
 //! test reads about half its band where a `+x` ray over an unsorted band
-//! read all of it (the parity is the same, see `parity_leftwards`). Bands
+//! read all of it (the parity is the same, see `parity`). Bands
 //! are uniform in y, so where a boundary is detailed they are crowded:
 //! on the bundled data the bands the grid's boundary tests read held ~40
 //! edges on average, and those tests were a third of a lookup's
@@ -429,12 +429,12 @@ impl PreparedPolygon {
     #[inline]
     pub fn locate_in(&self, span: BandSpan, c: Coord<f64>) -> Location {
         if self.scan {
-            return parity(self.coords.windows(2).map(|w| (w[0], w[1])), c.x, c.y);
+            return parity::<false>(self.coords.windows(2).map(|w| (w[0], w[1])), c.x, c.y);
         }
         let Some(band) = self.index.get(span.0 as usize..span.1 as usize) else {
             return Location::Outside;
         };
-        parity_leftwards(band.iter().filter_map(|&i| self.ends(i)), c.x, c.y)
+        parity::<true>(band.iter().filter_map(|&i| self.ends(i)), c.x, c.y)
     }
 
     /// Bounding box of all rings as `(min, max)`, each `[x, y]`. A polygon
@@ -593,14 +593,30 @@ impl Edge {
     }
 }
 
-/// Even-odd parity of the `+x` ray from `(px, py)` over `edges` (each
+/// Even-odd parity of a horizontal ray from `(px, py)` over `edges` (each
 /// `(a, b)` once, in any direction), or `Boundary` as soon as the point is
 /// found on one: the point test of [`PreparedPolygon::locate`], given at
 /// least every edge whose closed y-extent contains `py`.
+///
+/// With `LEFTWARDS = false` the ray goes towards `+x` over edges in any
+/// order (a small part's whole ring). With `LEFTWARDS = true` it goes
+/// towards `-x` over `edges` sorted by their least x (an edge whose least x
+/// is NaN first), as a band stores them: the edges are read left to right
+/// and the scan stops at the first one that starts right of the point, as
+/// neither it nor any later edge can hold the point or cross a leftward
+/// ray. Both give the same answer: under the half-open rule every closed
+/// ring crosses the whole line `y = py` an even number of times, so the
+/// crossings left of a point not on the boundary have the parity of those
+/// right of it. A band is read about half way on average, where the `+x`
+/// ray read all of it.
 #[inline]
-fn parity(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f64) -> Location {
+fn parity<const LEFTWARDS: bool>(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f64) -> Location {
     let mut inside = false;
     for (a, b) in edges {
+        let (xl, xr) = if a.x <= b.x { (a.x, b.x) } else { (b.x, a.x) };
+        if LEFTWARDS && xl > px {
+            break;
+        }
         // Half-open straddle test first (`min y <= py < max y` is
         // "exactly one end above py"): most band edges fail it with two
         // comparisons, and of those the point can only lie on an edge
@@ -614,69 +630,24 @@ fn parity(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f6
             continue;
         }
         // Straddling: `lo.y <= py < hi.y`, so `lo -> hi` points up.
+        if px > xr {
+            // Entirely to the left of the point: crossed by a -x ray only.
+            inside ^= LEFTWARDS;
+            continue;
+        }
+        if px < xl {
+            // Entirely to the right: crossed by a +x ray only.
+            inside ^= !LEFTWARDS;
+            continue;
+        }
         let (lo, hi) = if above { (a, b) } else { (b, a) };
-        if px > lo.x.max(hi.x) {
-            // Entirely to the left of the point: neither on it nor
-            // crossed by the +x ray.
-            continue;
-        }
-        if px < lo.x.min(hi.x) {
-            // Entirely to the right: crossed.
-            inside = !inside;
-            continue;
-        }
         let e = Edge { x0: lo.x, y0: lo.y, x1: hi.x, y1: hi.y };
         match orient(&e, px, py) {
             Orientation::Collinear => return Location::Boundary,
             // Point left of the upward edge => edge is right of point.
-            Orientation::CounterClockwise => inside = !inside,
-            Orientation::Clockwise => {}
-        }
-    }
-    if inside {
-        Location::Inside
-    } else {
-        Location::Outside
-    }
-}
-
-/// [`parity`] with the ray cast towards `-x`, over `edges` sorted by their
-/// least x (an edge whose least x is NaN first): the edges are read left
-/// to right and the scan stops at the first one that starts right of the
-/// point, as neither it nor any later edge can hold the point or cross a
-/// leftward ray. The answer is [`parity`]'s: under the half-open rule every
-/// closed ring crosses the whole line `y = py` an even number of times, so
-/// the crossings left of a point not on the boundary have the parity of
-/// those right of it. A band is read about half way on average, where the
-/// `+x` ray read all of it.
-#[inline]
-fn parity_leftwards(edges: impl Iterator<Item = (Coord<f64>, Coord<f64>)>, px: f64, py: f64) -> Location {
-    let mut inside = false;
-    for (a, b) in edges {
-        let (xl, xr) = if a.x <= b.x { (a.x, b.x) } else { (b.x, a.x) };
-        if xl > px {
-            break;
-        }
-        let above = b.y > py;
-        if (a.y > py) == above {
-            if (a.y == py || b.y == py) && on_flat_end(a, b, px, py) {
-                return Location::Boundary;
-            }
-            continue;
-        }
-        // Straddling: `lo.y <= py < hi.y`, so `lo -> hi` points up.
-        if px > xr {
-            // Entirely to the left of the point: crossed by the -x ray.
-            inside = !inside;
-            continue;
-        }
-        let (lo, hi) = if above { (a, b) } else { (b, a) };
-        let e = Edge { x0: lo.x, y0: lo.y, x1: hi.x, y1: hi.y };
-        match orient(&e, px, py) {
-            Orientation::Collinear => return Location::Boundary,
-            // Point right of the upward edge => edge is left of point.
-            Orientation::Clockwise => inside = !inside,
-            Orientation::CounterClockwise => {}
+            Orientation::CounterClockwise => inside ^= !LEFTWARDS,
+            // Point right of it => edge is left of point.
+            Orientation::Clockwise => inside ^= LEFTWARDS,
         }
     }
     if inside {

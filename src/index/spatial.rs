@@ -929,6 +929,20 @@ impl Grid {
         self.visit_nodes(x, y, each, &mut nodes)
     }
 
+    /// The items of the node whose words are `words`: up to two inline, or
+    /// its [`SPILL`] list; `None` for a spill reference out of range (a
+    /// built grid has none).
+    #[inline]
+    fn items<'a>(&'a self, words: &'a [u32; 2]) -> Option<&'a [u32]> {
+        let [a, b] = *words;
+        if a != EMPTY && a & SPILL == SPILL {
+            let start = (a & !SPILL) as usize;
+            self.spill.get(start..start + b as usize)
+        } else {
+            words.get(..usize::from(a != EMPTY) + usize::from(b != EMPTY))
+        }
+    }
+
     /// [`visit`](Self::visit) for up to [`LANES`] points at once, level by
     /// level: first every walking point's node is read (independent loads
     /// the core overlaps), then each is given its items and the next
@@ -969,15 +983,8 @@ impl Grid {
             let down = shift.checked_sub(FANOUT_BITS);
             for k in 0..n {
                 let w = words[k];
-                let [a, b] = w;
-                let items = if a != EMPTY && a & SPILL == SPILL {
-                    let start = (a & !SPILL) as usize;
-                    self.spill.get(start..start + b as usize).unwrap_or(&[])
-                } else {
-                    &w[..usize::from(a != EMPTY) + usize::from(b != EMPTY)]
-                };
                 let mut child = None;
-                for &item in items {
+                for &item in self.items(&w).unwrap_or(&[]) {
                     if item & CHILD == 0 {
                         each(lane[k], item);
                     } else {
@@ -986,10 +993,9 @@ impl Grid {
                 }
                 if let (Some(block), Some(down)) = (child, down) {
                     let (fx, fy) = fine[k];
-                    let mask = FANOUT - 1;
                     lane[walking] = lane[k];
                     fine[walking] = (fx, fy);
-                    node[walking] = block + ((fy >> down) & mask) * FANOUT + ((fx >> down) & mask);
+                    node[walking] = child_node(block, fx, fy, down);
                     walking += 1;
                 }
             }
@@ -1017,15 +1023,8 @@ impl Grid {
             let Some(words) = self.nodes.get(node) else {
                 return true;
             };
-            let [a, b] = *words;
-            let items = if a != EMPTY && a & SPILL == SPILL {
-                let start = (a & !SPILL) as usize;
-                let Some(items) = self.spill.get(start..start + b as usize) else {
-                    return true;
-                };
-                items
-            } else {
-                &words[..usize::from(a != EMPTY) + usize::from(b != EMPTY)]
+            let Some(items) = self.items(words) else {
+                return true;
             };
             *nodes += 1;
             let mut child = None;
@@ -1039,13 +1038,21 @@ impl Grid {
             match child {
                 Some(block) if shift >= FANOUT_BITS => {
                     shift -= FANOUT_BITS;
-                    let mask = FANOUT - 1;
-                    node = block + ((fy >> shift) & mask) * FANOUT + ((fx >> shift) & mask);
+                    node = child_node(block, fx, fy, shift);
                 }
                 _ => return true,
             }
         }
     }
+}
+
+/// The node of the fine point `(fx, fy)` among the `FANOUT x FANOUT`
+/// children (row-major) that start at node `block`, whose cells are
+/// `2^shift` fine cells wide.
+#[inline]
+fn child_node(block: usize, fx: usize, fy: usize, shift: u32) -> usize {
+    let mask = FANOUT - 1;
+    block + ((fy >> shift) & mask) * FANOUT + ((fx >> shift) & mask)
 }
 
 /// `floor((v - min) * scale)` clamped to `0..n`; monotone in `v`.

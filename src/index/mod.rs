@@ -469,10 +469,16 @@ impl Snapshot {
             self.drop_dead(out, 0);
             self.overlay.query(lon, lat, out);
         }
+        self.sort_in_answer_order(out);
+    }
+
+    /// Sorts one point's slots into answer order.
+    #[inline]
+    fn sort_in_answer_order(&self, slots: &mut [u32]) {
         if self.keys_in_order() {
-            out.sort_unstable();
-        } else if out.len() > 1 {
-            out.sort_unstable_by(|&a, &b| self.cmp_slots(a, b));
+            slots.sort_unstable();
+        } else if slots.len() > 1 {
+            slots.sort_unstable_by(|&a, &b| self.cmp_slots(a, b));
         }
     }
 
@@ -494,7 +500,9 @@ impl Snapshot {
             out.reserve(base.len());
             let mut start = 0;
             for (end, c) in ends.iter_mut().zip(points) {
-                out.extend(base[start..*end].iter().copied().filter(|&k| !self.is_dead(k)));
+                let from = out.len();
+                out.extend_from_slice(&base[start..*end]);
+                self.drop_dead(out, from);
                 self.overlay.query(c.x, c.y, out);
                 start = *end;
                 *end = out.len();
@@ -502,12 +510,8 @@ impl Snapshot {
         }
         let mut start = 0;
         for &end in ends.iter() {
-            if let Some(range) = out.get_mut(start..end).filter(|r| r.len() > 1) {
-                if self.keys_in_order() {
-                    range.sort_unstable();
-                } else {
-                    range.sort_unstable_by(|&a, &b| self.cmp_slots(a, b));
-                }
+            if let Some(range) = out.get_mut(start..end) {
+                self.sort_in_answer_order(range);
             }
             start = end;
         }

@@ -332,9 +332,14 @@ impl PreparedPolygon {
     /// The edge numbers listed in bands `lo..=hi`.
     #[inline]
     fn bands(&self, lo: usize, hi: usize) -> Option<&[u32]> {
-        let start = *self.index.get(lo)? as usize;
-        let end = *self.index.get(hi + 1)? as usize;
-        self.index.get(start..end)
+        let span = self.span_of(lo, hi)?;
+        self.index.get(span.0 as usize..span.1 as usize)
+    }
+
+    /// Where bands `lo..=hi` list their edge numbers in `index`.
+    #[inline]
+    fn span_of(&self, lo: usize, hi: usize) -> Option<BandSpan> {
+        Some(BandSpan(*self.index.get(lo)?, *self.index.get(hi + 1)?))
     }
 
     /// Every stored edge slot (edge numbers, once per band they span).
@@ -404,7 +409,7 @@ impl PreparedPolygon {
             return Some(BandSpan(0, 0));
         }
         let b = band_index(py, self.min[1], self.scale, self.last_band as usize);
-        Some(BandSpan(*self.index.get(b)?, *self.index.get(b + 1)?))
+        self.span_of(b, b)
     }
 
     /// Reads the first and the last edge of `span` (their edge numbers and
@@ -412,8 +417,9 @@ impl PreparedPolygon {
     /// batches that run this for many tests before any
     /// [`locate_in`](Self::locate_in), so that the loads of different tests
     /// overlap. The caller passes the result to [`std::hint::black_box`],
-    /// which keeps the loads. A band's edges are often two runs of the ring
-    /// (its left and right side), which the two reads start.
+    /// which keeps the loads. Bands are sorted by x, so these are the band's
+    /// leftmost edge, where the leftward test starts, and its rightmost,
+    /// which that test reaches only for points right of every other edge.
     #[inline]
     pub fn touch(&self, span: BandSpan) -> f64 {
         if self.scan || span.1 <= span.0 {

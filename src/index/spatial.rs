@@ -27,7 +27,8 @@
 //! 4. The R-tree is bulk-loaded (`RTree::bulk_load`, OMT packing) in one go.
 //!
 //! 5. A hierarchical grid is built over the extent of all parts: a uniform
-//!    top grid of about one cell per vertex (2^16 to 2^20 cells), whose
+//!    top grid of about one cell per vertex (2^16 to 2^20 cells) and at
+//!    least four cells a part (up to 2^22), whose
 //!    boundary cells are then split into 4 x 4 children, best first, down
 //!    to five levels (cells 1,024 times smaller per axis than a top cell),
 //!    within a budget of four nodes a vertex (2^16 to 2^21 nodes). "Best" is the expected number
@@ -62,12 +63,12 @@
 //!
 //! Measured with `cargo bench --bench scale` on the bundled data (all
 //! 8,492 features, points uniform in the bounding boxes of random
-//! features; 2-core machine, 2026-11-26, BENCHMARKS.md has the other sets
-//! and the noise): `Snapshot::resolve_into` 184-235 ns/point single and
-//! 175-223 ns in a 10k batch, against 1.3-1.7 us for the R-tree-only path.
-//! `Snapshot::resolve_many` (this module's `query_many`) is 0.97-1.03x the
-//! one-at-a-time time here, but 0.44-0.69x on TIGER and 0.45x at 10^6
-//! polygons, where the index no longer sits in cache.
+//! features; 2-core machine, 2026-11-26, seventh session; BENCHMARKS.md has
+//! the other sets, earlier machines and the noise): `Snapshot::resolve_into`
+//! 108-113 ns/point single and 108-110 ns in a 10k batch, against 0.8-1.0 us
+//! for the R-tree-only path. `Snapshot::resolve_many` (this module's
+//! `query_many`) is 0.81-0.83x the one-at-a-time time here, and 0.3-0.5x
+//! on TIGER and at 10^6 polygons, where the index no longer sits in cache.
 //! Per lookup point the grid walks 1.5 levels below the top, takes 2.1
 //! parts as covering without a test and edge-tests 0.54 (1.5 with a budget
 //! of half a node a vertex, 3.8 with no refinement); 76 % of the points
@@ -414,10 +415,21 @@ impl LaneKeys {
     }
 }
 
-/// Upper bound on the number of top-level grid cells (the top grid has
-/// about one cell per vertex within `MIN_CELLS..=MAX_CELLS`; a node costs 8
-/// bytes).
+/// Upper bound on the number of top-level grid cells set by the vertex
+/// count (the top grid has about one cell per vertex within
+/// `MIN_CELLS..=MAX_CELLS`; a node costs 8 bytes). 2^21 walked TIGER
+/// lookups 1.71 levels down instead of 1.96, for 0.8 more bytes a vertex,
+/// but alternating bench runs could not tell the two apart (260-548 ns).
 const MAX_CELLS: usize = 1 << 20;
+/// Top cells a part, whatever the vertex count: with 10^6 small parts (~17
+/// vertices each), one cell a vertex capped at [`MAX_CELLS`] left parts of
+/// several polygons in most top cells, more than the node budget could
+/// refine: a point edge-tested 4.1 parts (1.2 us a lookup). With four cells
+/// a part, 2.5 parts (0.3-1.0 us; alternating runs 1,219 / 682 / 1,229 /
+/// 961 ns), for ~4 more bytes a vertex and 0.5-0.9 s more build.
+const CELLS_A_PART: usize = 4;
+/// Upper bound on the top cells set by [`CELLS_A_PART`] (32 MB of nodes).
+const MAX_PART_CELLS: usize = 1 << 22;
 /// Lower bound on the number of top-level grid cells.
 const MIN_CELLS: usize = 1 << 16;
 /// Least number of refined nodes allowed.
@@ -563,10 +575,10 @@ impl Grid {
             return Grid::default();
         }
         // Square top cells (in degrees), about one per vertex within
-        // MIN_CELLS..=MAX_CELLS: small data sets do not pay for a 2^20-cell
-        // top grid (8 MB of nodes), and the refinement below puts detail
-        // where the boundaries are.
-        let top_cells = vertices.clamp(MIN_CELLS, MAX_CELLS);
+        // MIN_CELLS..=MAX_CELLS and at least CELLS_A_PART a part: small data
+        // sets do not pay for a 2^20-cell top grid (8 MB of nodes), and the
+        // refinement below puts detail where the boundaries are.
+        let top_cells = vertices.clamp(MIN_CELLS, MAX_CELLS).max((parts.len() * CELLS_A_PART).min(MAX_PART_CELLS));
         let cell = (size[0] * size[1] / top_cells as f64).sqrt();
         let dims = [
             ((size[0] / cell).floor() as usize).clamp(1, MAX_CELLS),

@@ -21,8 +21,7 @@
 
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -103,15 +102,7 @@ fn header_bytes(req: &Request) -> usize {
     req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + target
 }
 
-/// The middleware applied to every request (see the module docs).
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match admit(&state, &req) {
-        Ok(_permit) => next.run(req).await,
-        Err(refused) => refused.into_response(),
-    }
-}
-
-/// The checks of [`guard`]: the header size, the rate limit and a
+/// The checks applied to every request (see the module docs): the header size, the rate limit and a
 /// concurrency slot, held until the answer is made; or the refusal.
 pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, ApiError> {
     let limits = &state.limits;

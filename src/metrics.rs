@@ -30,7 +30,6 @@ use crate::index::{BuildKind, IndexHandle};
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -318,16 +317,6 @@ impl Drop for Tracked<'_> {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
     }
-}
-
-/// Middleware counting and timing every request (outside the limits, so
-/// refused requests are counted too). [`crate::app`] does the same through
-/// [`Tracked`] in its one request middleware.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let tracked = Tracked::start(&state.metrics, &req);
-    let res = next.run(req).await;
-    tracked.finish(&res);
-    res
 }
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.

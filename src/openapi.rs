@@ -19,6 +19,7 @@
 
 use crate::error::PROBLEM_JSON;
 use crate::AppState;
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -169,10 +170,22 @@ pub fn document() -> &'static Document {
     DOC.get_or_init(ApiDoc::openapi)
 }
 
-/// The document as JSON bytes, rendered once.
-fn document_json() -> &'static [u8] {
-    static JSON: OnceLock<Vec<u8>> = OnceLock::new();
-    JSON.get_or_init(|| serde_json::to_vec(document()).unwrap_or_else(|_| b"{}".to_vec()))
+/// The document a server serves: [`document`], without `GET /metrics` when
+/// the server runs with `--metrics false` (it does not route it then).
+pub fn served_document(metrics: bool) -> Document {
+    let mut doc = document().clone();
+    if !metrics {
+        doc.paths.paths.shift_remove("/metrics");
+    }
+    doc
+}
+
+/// The served document as JSON bytes, rendered once for each `--metrics`.
+fn document_json(metrics: bool) -> &'static [u8] {
+    static WITH_METRICS: OnceLock<Vec<u8>> = OnceLock::new();
+    static WITHOUT_METRICS: OnceLock<Vec<u8>> = OnceLock::new();
+    let cell = if metrics { &WITH_METRICS } else { &WITHOUT_METRICS };
+    cell.get_or_init(|| serde_json::to_vec(&served_document(metrics)).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 /// This OpenAPI 3.1 document.
@@ -183,8 +196,9 @@ fn document_json() -> &'static [u8] {
     operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
 )]
-async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document_json()).into_response()
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    let json = document_json(state.settings.metrics);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response()
 }
 
 /// The route serving the document.

@@ -28,15 +28,9 @@ pub fn acceptable(id: &[u8]) -> bool {
         && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Removes the request id header unless there is exactly one acceptable id
-/// (as an async function, for `axum::middleware::map_request`).
-pub async fn sanitize(req: Request) -> Request {
-    sanitized(req)
-}
-
-/// [`sanitize`] as a plain function, for `tower::util::MapRequestLayer`
-/// (which, unlike axum's `map_request`, does not clone the service it wraps
-/// for every request).
+/// Removes the request id header unless there is exactly one acceptable id.
+/// A plain function, for `tower::util::MapRequestLayer` (which, unlike axum's
+/// `map_request`, does not clone the service it wraps for every request).
 pub fn sanitized(mut req: Request) -> Request {
     let mut ids = req.headers().get_all(&HEADER).iter();
     let keep = match (ids.next(), ids.next()) {

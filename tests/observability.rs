@@ -298,6 +298,12 @@ async fn metrics_count_requests_by_route_template_and_report_the_index() {
 async fn metrics_can_be_turned_off() {
     let state = common::state_with(Settings { metrics: false, ..Settings::default() }).await;
     get(&state, "/metrics").await.problem(404, None);
+    // Nor does the served OpenAPI document describe it then; by default it does.
+    let doc = get(&state, "/openapi.json").await.expect(200).body;
+    assert!(doc["paths"]["/healthz"].is_object() && doc["paths"].get("/metrics").is_none(), "{}", doc["paths"]);
+    let default = common::state().await;
+    let doc = get(&default, "/openapi.json").await.expect(200).body;
+    assert!(doc["paths"]["/metrics"]["get"].is_object());
 }
 
 async fn metrics_follow_writes_lag_harvests_and_refusals(b: Backend) {

@@ -14,8 +14,9 @@
 //! query string, the JSON body and the SQL parameters carry the same doubles)
 //! and runs it through both sides at the same client concurrency:
 //!
-//! * one point per request: `GET /v1/resolve` over keep-alive against a
-//!   prepared `ST_Covers` statement (plain table, and the pieces with
+//! * one point per request: `GET /v1/resolve` over keep-alive (one HTTP/1.1
+//!   connection a client, on hyper's low-level client: see [`Conn`]) against
+//!   a prepared `ST_Covers` statement (plain table, and the pieces with
 //!   `DISTINCT id`);
 //! * batches: `POST /v1/resolve` (BATCH points a request) against set-based
 //!   SQL: the `bench_points` table (GiST-indexed) joined with each boundary
@@ -348,44 +349,93 @@ fn cpu_now(server: Option<u32>, backends: &[u32]) -> Cpu {
     }
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().no_proxy().tcp_nodelay(true).pool_max_idle_per_host(1).build()?)
+/// One keep-alive HTTP/1.1 connection on hyper's low-level client: no pool,
+/// no redirects, no URL handling per request. The load generator has to cost
+/// much less than the server it measures; through reqwest's layers this
+/// client spent ~30 us of CPU a request, as much as the server, and with two
+/// clients sharing its core it, not the server, set the pace.
+struct Conn {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    host: http::HeaderValue,
+}
+
+impl Conn {
+    /// Connects to `base` (`http://host:port`).
+    async fn open(base: &str) -> anyhow::Result<Self> {
+        let authority = base.strip_prefix("http://").context("GEOWEBDNS_BENCH_BASE must be http://host:port")?;
+        let stream = tokio::net::TcpStream::connect(authority).await.with_context(|| format!("connect {authority}"))?;
+        stream.set_nodelay(true)?;
+        let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                eprintln!("postgis bench: connection: {e}");
+            }
+        });
+        Ok(Self { send, host: http::HeaderValue::from_str(authority)? })
+    }
+
+    /// Sends one request (`uri`: path and query) and reads the whole answer;
+    /// anything but a 2xx is an error.
+    async fn call(
+        &mut self,
+        method: http::Method,
+        uri: &http::Uri,
+        body: Option<bytes::Bytes>,
+    ) -> anyhow::Result<bytes::Bytes> {
+        use http_body_util::BodyExt;
+        let mut req = http::Request::builder().method(method).uri(uri.clone()).header(http::header::HOST, &self.host);
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req.body(http_body_util::Full::new(body.unwrap_or_default()))?;
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{uri} answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+}
+
+async fn http_conns(cfg: &Config, clients: usize) -> anyhow::Result<Vec<Conn>> {
+    let mut out = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        out.push(Conn::open(&cfg.base).await?);
+    }
+    Ok(out)
 }
 
 /// `GET` of one URL per request (keep-alive, one connection per client);
 /// `parse` turns a body into the sorted ids (None: a floor, nothing to keep).
 async fn http_get_phase(
+    cfg: &Config,
     name: String,
     kind: &'static str,
     clients: usize,
-    urls: Arc<Vec<reqwest::Url>>,
+    uris: Arc<Vec<http::Uri>>,
     parse: fn(&[u8]) -> anyhow::Result<Option<Vec<String>>>,
 ) -> anyhow::Result<(Phase, Answers)> {
-    let n = urls.len();
+    let n = uris.len();
     let next = Arc::new(AtomicUsize::new(0));
-    let states = (0..clients).map(|_| http_client()).collect::<anyhow::Result<Vec<_>>>()?;
-    let (_, outs, secs) = run_workers(states, |client| {
-        let (urls, next) = (urls.clone(), next.clone());
+    let states = http_conns(cfg, clients).await?;
+    let (_, outs, secs) = run_workers(states, |mut conn| {
+        let (uris, next) = (uris.clone(), next.clone());
         async move {
             let mut out = WorkerOut::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= urls.len() {
-                    break;
-                }
+                let Some(uri) = uris.get(i) else { break };
                 let t = Instant::now();
-                let resp = client.get(urls[i].clone()).send().await?;
-                if !resp.status().is_success() {
-                    bail!("GET {} answered {}", urls[i], resp.status());
-                }
-                let body = resp.bytes().await?;
+                let body = conn.call(http::Method::GET, uri, None).await?;
                 out.latencies.push(t.elapsed());
                 out.requests += 1;
                 if let Some(ids) = parse(&body)? {
                     out.answers.push((i, ids));
                 }
             }
-            Ok((client, out))
+            Ok((conn, out))
         }
     })
     .await?;
@@ -415,28 +465,18 @@ async fn http_post_phase(
     bodies: Arc<Vec<bytes::Bytes>>,
     n: usize,
 ) -> anyhow::Result<(Phase, Answers)> {
-    let url = reqwest::Url::parse(&format!("{}/v1/resolve", cfg.base))?;
+    let uri = http::Uri::from_static("/v1/resolve");
     let next = Arc::new(AtomicUsize::new(0));
-    let states = (0..clients).map(|_| http_client()).collect::<anyhow::Result<Vec<_>>>()?;
-    let (_, outs, secs) = run_workers(states, |client| {
-        let (units, bodies, next, url) = (units.clone(), bodies.clone(), next.clone(), url.clone());
+    let states = http_conns(cfg, clients).await?;
+    let (_, outs, secs) = run_workers(states, |mut conn| {
+        let (units, bodies, next, uri) = (units.clone(), bodies.clone(), next.clone(), uri.clone());
         async move {
             let mut out = WorkerOut::default();
             loop {
                 let u = next.fetch_add(1, Ordering::Relaxed);
                 let Some(range) = units.get(u) else { break };
                 let t = Instant::now();
-                let resp = client
-                    .post(url.clone())
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(bodies[u].clone())
-                    .send()
-                    .await?;
-                if !resp.status().is_success() {
-                    let status = resp.status();
-                    bail!("POST /v1/resolve answered {status}: {}", resp.text().await.unwrap_or_default());
-                }
-                let body = resp.bytes().await?;
+                let body = conn.call(http::Method::POST, &uri, Some(bodies[u].clone())).await?;
                 out.latencies.push(t.elapsed());
                 out.requests += 1;
                 let a: BatchAnswer = serde_json::from_slice(&body).context("a batch answer")?;
@@ -449,7 +489,7 @@ async fn http_post_phase(
                     out.answers.push((i, ids));
                 }
             }
-            Ok((client, out))
+            Ok((conn, out))
         }
     })
     .await?;
@@ -730,13 +770,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Pre-built requests (not timed), like wrk's Lua scripts.
-    let urls: Arc<Vec<reqwest::Url>> = Arc::new(
-        pts.iter()
-            .map(|p| reqwest::Url::parse(&format!("{}/v1/resolve?lat={}&lon={}", cfg.base, p.lat, p.lon)))
-            .collect::<Result<_, _>>()?,
+    let uris: Arc<Vec<http::Uri>> = Arc::new(
+        pts.iter().map(|p| format!("/v1/resolve?lat={}&lon={}", p.lat, p.lon).parse()).collect::<Result<_, _>>()?,
     );
-    let healthz = reqwest::Url::parse(&format!("{}/healthz", cfg.base))?;
-    let floor_urls: Arc<Vec<reqwest::Url>> = Arc::new(vec![healthz; cfg.floor]);
+    let floor_uris: Arc<Vec<http::Uri>> = Arc::new(vec![http::Uri::from_static("/healthz"); cfg.floor]);
     let batch_units = Arc::new(chunks(n, cfg.batch));
     let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(
         batch_units
@@ -791,8 +828,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     for &c in &cfg.clients {
         // Floors of the two clients.
-        let (p, _) =
-            timed!(http_get_phase("floor: GET /healthz".into(), "floor", c, floor_urls.clone(), parse_none).await?);
+        let (p, _) = timed!(
+            http_get_phase(&cfg, "floor: GET /healthz".into(), "floor", c, floor_uris.clone(), parse_none).await?
+        );
         phases.push(p);
         let (p, _) = timed!(
             pg_point_phase(
@@ -808,8 +846,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         );
         phases.push(p);
         // One point per request.
-        let (p, a) =
-            timed!(http_get_phase("geowebdns GET /v1/resolve".into(), "point", c, urls.clone(), parse_one).await?);
+        let (p, a) = timed!(
+            http_get_phase(&cfg, "geowebdns GET /v1/resolve".into(), "point", c, uris.clone(), parse_one).await?
+        );
         phases.push(check(p, &a));
         let (p, a) = timed!(
             pg_point_phase("postgis prepared ST_Covers".into(), "point", &mut conns, c, POINT_PLAIN, pts.clone(), n)

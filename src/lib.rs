@@ -61,7 +61,7 @@ use std::time::Duration;
 use store::DynStore;
 use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 /// Limits and answer settings of a running service.
 #[derive(Debug, Clone)]
@@ -215,7 +215,17 @@ pub fn app(state: AppState) -> Router {
         // Outermost first: a client's unacceptable request id is dropped, a
         // UUID made when there is none, the request's span opened with it,
         // and the id copied to the response.
-        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
+        // A 5xx answer is logged where its cause is (an internal error at
+        // ERROR with its detail, an unreachable store at WARN); a request
+        // shed under load (503) is counted in `geowebdns_http_refused_total`.
+        // tower-http's own "response failed" line is only for debugging: at
+        // ERROR, it wrote one line a shed request exactly when the server
+        // was overloaded.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_id::span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(PropagateRequestIdLayer::new(request_id::HEADER))
         .layer(SetRequestIdLayer::new(request_id::HEADER, MakeRequestUuid))
         .layer(tower::util::MapRequestLayer::new(request_id::sanitized))

@@ -306,6 +306,60 @@ async fn metrics_can_be_turned_off() {
     assert!(doc["paths"]["/metrics"]["get"].is_object());
 }
 
+/// Log lines written through a `tracing` subscriber, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// A request shed under load (503, no free slot) is counted, and not
+/// logged at ERROR: one error line a shed request would flood the logs
+/// exactly when the server is overloaded. An internal error still is.
+#[tokio::test]
+async fn requests_shed_under_load_are_not_logged_as_errors() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    // This test's runtime has one thread: every event of the request is
+    // written on it, through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let limits = geowebdns::limits::LimitSettings { max_concurrent: 1, ..Default::default() };
+    let state = common::state_with(Settings { limits, ..Settings::default() }).await;
+    let held = state.limits.occupy_public().unwrap();
+    let a = get(&state, "/healthz").await.problem(503, None);
+    assert_eq!(a.body["code"], "overloaded");
+    drop(held);
+    let m = scrape(&state).await;
+    assert_eq!(m.get("geowebdns_http_refused_total", &[("reason", "overloaded_public")]), 1.0);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("response failed") && text.contains("503"), "the failure is logged at DEBUG: {text}");
+    assert!(!text.contains("ERROR"), "a shed request was logged as an error: {text}");
+
+    // An internal error (a bug or a broken invariant) is still an ERROR.
+    let internal = geowebdns::error::ApiError::Internal("test".into());
+    let _ = axum::response::IntoResponse::into_response(internal);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("ERROR") && text.contains("internal error"), "{text}");
+}
+
 async fn metrics_follow_writes_lag_harvests_and_refusals(b: Backend) {
     let settings = Settings {
         limits: geowebdns::limits::LimitSettings { max_concurrent: 1, ..Default::default() },

@@ -215,15 +215,15 @@ pub fn app(state: AppState) -> Router {
         // Outermost first: a client's unacceptable request id is dropped, a
         // UUID made when there is none, the request's span opened with it,
         // and the id copied to the response.
-        // A 5xx answer is logged where its cause is (an internal error at
-        // ERROR with its detail, an unreachable store at WARN); a request
-        // shed under load (503) is counted in `geowebdns_http_refused_total`.
-        // tower-http's own "response failed" line is only for debugging: at
-        // ERROR, it wrote one line a shed request exactly when the server
-        // was overloaded.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_id::span)
+                // A 5xx is logged where its cause is (an internal error at
+                // ERROR with its detail, an unreachable store at WARN); a
+                // request shed under load (503) is counted in
+                // `geowebdns_http_refused_total`. tower-http's own "response
+                // failed" line is only for debugging: at ERROR, it wrote one
+                // line a shed request exactly when the server was overloaded.
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::new(request_id::HEADER))

@@ -102,8 +102,9 @@ fn header_bytes(req: &Request) -> usize {
     req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + target
 }
 
-/// The checks applied to every request (see the module docs): the header size, the rate limit and a
-/// concurrency slot, held until the answer is made; or the refusal.
+/// The checks applied to every request (see the module docs): the header
+/// size, the rate limit and a concurrency slot, held until the answer is
+/// made; or the refusal.
 pub fn admit(state: &AppState, req: &Request) -> Result<OwnedSemaphorePermit, ApiError> {
     let limits = &state.limits;
     if header_bytes(req) > limits.max_header_bytes {

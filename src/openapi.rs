@@ -172,7 +172,7 @@ pub fn document() -> &'static Document {
 
 /// The document a server serves: [`document`], without `GET /metrics` when
 /// the server runs with `--metrics false` (it does not route it then).
-pub fn served_document(metrics: bool) -> Document {
+fn served_document(metrics: bool) -> Document {
     let mut doc = document().clone();
     if !metrics {
         doc.paths.paths.shift_remove("/metrics");

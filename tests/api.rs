@@ -113,6 +113,14 @@ async fn batch_answers_per_point_without_repeating_records(b: Backend) {
     let records = a.body["jurisdictions"].as_object().unwrap();
     assert_eq!(records.len(), 4, "each record once");
     assert_eq!(records["us-place:1805860"]["name"], "Bloomington");
+    // Ids only: the same results, no records.
+    let ids_only = body.replacen('{', r#"{"records":false,"#, 1);
+    let b = post_json(&s, "/v1/resolve", &ids_only).await.expect(200);
+    assert!(b.body.get("jurisdictions").is_none(), "{}", b.body);
+    assert_eq!(b.body["results"], a.body["results"]);
+    let with = body.replacen('{', r#"{"records":true,"#, 1);
+    let c = post_json(&s, "/v1/resolve", &with).await.expect(200);
+    assert_eq!(c.body["jurisdictions"], a.body["jurisdictions"]);
 }
 
 async fn batch_refusals(b: Backend) {
@@ -131,6 +139,9 @@ async fn batch_refusals(b: Backend) {
     post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"long":-190}]}"#).await.problem(400, Some("points[0].long"));
     post_json(&s, "/v1/resolve", r#"{"points":[{"lat":"x","lon":1}]}"#).await.problem(400, Some("points[0].lat"));
     post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1}],"tier":"nope"}"#).await.problem(400, Some("tier"));
+    post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1}],"records":"no"}"#)
+        .await
+        .problem(400, Some("records"));
     post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1e999}]}"#).await.problem(400, None);
     post_json(&s, "/v1/resolve", r#"{"points":[{"lat":1,"lon":1}"#).await.problem(400, None);
     post_json(&s, "/v1/resolve", r#"{"pts":[]}"#).await.problem(400, None);

@@ -144,6 +144,13 @@ pub struct BatchRequest {
         pattern = r"^ *(country|state|county|place|special_district|other)( *, *(country|state|county|place|special_district|other))* *$"
     )]
     pub tier: Option<String>,
+    /// Whether the answer carries the `jurisdictions` records (default
+    /// `true`). With `false` it leaves them out and lists ids only: for
+    /// clients that keep the records they have seen (`GET
+    /// /v1/jurisdictions/{id}`; `index_version` tells when to look again),
+    /// and whose answers would otherwise be mostly records.
+    #[serde(default)]
+    pub records: Option<bool>,
 }
 
 /// One point of a batch; `long` is accepted for `lon`.
@@ -204,9 +211,11 @@ pub(crate) struct BatchAnswer<'a> {
     expires: &'a str,
     /// Number of results (points).
     count: usize,
-    /// Each jurisdiction serving some point, once, keyed by id.
-    #[schema(value_type = std::collections::BTreeMap<String, crate::index::JurisdictionView>)]
-    jurisdictions: Records<'a>,
+    /// Each jurisdiction serving some point, once, keyed by id; left out
+    /// when the request asked for `"records": false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, crate::index::JurisdictionView>>)]
+    jurisdictions: Option<Records<'a>>,
     /// One result per point, in request order.
     results: Vec<BatchResult<'a>>,
 }
@@ -250,9 +259,10 @@ fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiE
 /// Resolves every point against one snapshot and renders the answer: the
 /// same JSON as serialising [`BatchAnswer`] with `serde_json`, written piece
 /// by piece (a test checks that the two agree). Each distinct
-/// jurisdiction's id is escaped once per batch and then copied, where serde
-/// escaped it again for every point it serves, along with every field name:
-/// that was ~40 % of a 1,000-point batch's instructions.
+/// jurisdiction's id is copied from its pre-rendered record
+/// ([`Entry::id_json`](crate::index::Entry::id_json)), where serde escaped
+/// it for every point it serves, along with every field name: that was
+/// ~40 % of a 1,000-point batch's instructions.
 fn answer_batch(
     snapshot: &Snapshot,
     expires: &str,
@@ -261,12 +271,11 @@ fn answer_batch(
     tiers: Option<TierSet>,
 ) -> Result<Vec<u8>, ApiError> {
     let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+    let with_records = req.records != Some(false);
     // Per slot: 1 + the jurisdiction's number in `records` once it is seen.
     let mut seen = vec![0u32; snapshot.slot_bound()];
-    let mut records: Vec<&RawValue> = Vec::new();
-    // The records' ids as JSON strings, back to back; `ids[i]` is record i's span.
-    let mut escaped: Vec<u8> = Vec::new();
-    let mut ids: Vec<std::ops::Range<usize>> = Vec::new();
+    // The distinct jurisdictions: each one's record and its id as JSON.
+    let mut records: Vec<(&RawValue, std::borrow::Cow<'_, str>)> = Vec::new();
     // Every point's record numbers in one vector; `ends[i]` is where point i's end.
     let mut hits: Vec<u32> = Vec::with_capacity(locations.len() * 4);
     let mut ends = Vec::with_capacity(locations.len());
@@ -287,16 +296,16 @@ fn answer_batch(
                 seen.resize(s + 1, 0);
             }
             if seen[s] == 0 {
-                let start = escaped.len();
-                serde_json::to_writer(&mut escaped, e.record.id.as_str()).map_err(internal)?;
-                ids.push(start..escaped.len());
-                records.push(&e.json);
+                let id = e.id_json();
+                if with_records {
+                    size += id.len() + e.json.get().len() + 2;
+                }
+                records.push((&e.json, id));
                 seen[s] = u32::try_from(records.len()).map_err(|e| ApiError::Internal(e.to_string()))?;
-                size += escaped.len() - start + e.json.get().len() + 2;
             }
             let r = seen[s] - 1;
             hits.push(r);
-            size += ids.get(r as usize).map_or(0, |span| span.len() + 1);
+            size += records.get(r as usize).map_or(0, |(_, id)| id.len() + 1);
         }
         ends.push(hits.len());
         size += 80;
@@ -310,16 +319,19 @@ fn answer_batch(
     serde_json::to_writer(&mut out, expires).map_err(internal)?;
     out.extend_from_slice(b",\"count\":");
     serde_json::to_writer(&mut out, &locations.len().min(req.points.len())).map_err(internal)?;
-    out.extend_from_slice(b",\"jurisdictions\":{");
-    for (i, (record, id)) in records.iter().zip(&ids).enumerate() {
-        if i > 0 {
-            out.push(b',');
+    if with_records {
+        out.extend_from_slice(b",\"jurisdictions\":{");
+        for (i, (record, id)) in records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(id.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(record.get().as_bytes());
         }
-        out.extend_from_slice(&escaped[id.clone()]);
-        out.push(b':');
-        out.extend_from_slice(record.get().as_bytes());
+        out.push(b'}');
     }
-    out.extend_from_slice(b"},\"results\":[");
+    out.extend_from_slice(b",\"results\":[");
     let mut start = 0;
     for (i, ((loc, point), &end)) in locations.iter().zip(&req.points).zip(&ends).enumerate() {
         if i > 0 {
@@ -337,8 +349,8 @@ fn answer_batch(
             if j > 0 {
                 out.push(b',');
             }
-            if let Some(id) = ids.get(r as usize) {
-                out.extend_from_slice(&escaped[id.clone()]);
+            if let Some((_, id)) = records.get(r as usize) {
+                out.extend_from_slice(id.as_bytes());
             }
         }
         out.extend_from_slice(b"]}");
@@ -498,9 +510,12 @@ mod tests {
             {"lat": 50.0, "lon": 50.0, "id": 17},
             {"lat": 0.25, "lon": 0.75}
         ]}"#;
-        let req: BatchRequest = serde_json::from_str(body).expect("a batch");
+        let mut req: BatchRequest = serde_json::from_str(body).expect("a batch");
         let locations = validate_points(&req, 100).expect("valid");
-        for tiers in [None, params::tiers(&[("tier", "state,place")]).expect("tiers")] {
+        for (tiers, records_flag) in
+            [(None, None), (params::tiers(&[("tier", "state,place")]).expect("tiers"), Some(true)), (None, Some(false))]
+        {
+            req.records = records_flag;
             let ours = answer_batch(&snapshot, "2026-11-26T13:20:55Z", &req, &locations, tiers).expect("renders");
             // The reference: records in first-seen order, ids per point.
             let (mut records, mut per_point) = (Vec::new(), Vec::new());
@@ -531,7 +546,7 @@ mod tests {
                 index_version: 7,
                 expires: "2026-11-26T13:20:55Z",
                 count: results.len(),
-                jurisdictions: Records(records),
+                jurisdictions: (records_flag != Some(false)).then_some(Records(records)),
                 results,
             })
             .expect("serialises");

@@ -39,6 +39,7 @@ use persistent::{KeyedVec, ShardedMap, SortedChunks};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use spatial::{PreparedGeometry, SpatialIndex};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,6 +147,27 @@ impl Entry {
             h.finish()
         };
         Self { record, endpoints, prepared, vertices, json, content_hash }
+    }
+
+    /// The id as a JSON string (quotes and escapes included), borrowed from
+    /// [`json`](Self::json), whose first member is the id. A batch answer
+    /// lists a jurisdiction's id once for every point it serves: escaping it
+    /// again each time was ~5 % of a 1,000-point batch's CPU.
+    pub fn id_json(&self) -> Cow<'_, str> {
+        let json = self.json.get();
+        let bytes = json.as_bytes();
+        if let Some(body) = bytes.strip_prefix(b"{\"id\":\"") {
+            let mut i = 0;
+            while let Some(&b) = body.get(i) {
+                match b {
+                    b'\\' => i += 2,
+                    b'"' => return Cow::Borrowed(&json[6..6 + i + 2]),
+                    _ => i += 1,
+                }
+            }
+        }
+        // Not reached: `JurisdictionView` writes `id` first. Escape it anew.
+        Cow::Owned(serde_json::to_string(self.record.id.as_str()).unwrap_or_else(|_| "\"\"".to_owned()))
     }
 
     /// The boundary as stored, rebuilt from the prepared geometry: equal
@@ -1231,6 +1253,18 @@ mod tests {
         moved.0[1].exterior_mut(|r| r.0[1].y = 1e-9);
         assert!(!e.has_boundary(&moved));
         assert!(Entry::new(record("k", Tier::Place, 1.0, 1), &MultiPolygon::new(vec![]), vec![]).bbox().is_none());
+    }
+
+    #[test]
+    fn id_json_is_the_escaped_id() {
+        let square = geometry::parse_stored(r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]]]}"#)
+            .expect("parses");
+        for id in ["us-county:18105", "a\"b", "back\\slash\\", "tab\there", "\u{1}ctl", "é\u{2028}😀", ""] {
+            let e = Entry::new(record(id, Tier::Place, 1.0, 1), &square, vec![]);
+            let want = serde_json::to_string(id).expect("a string serialises");
+            assert_eq!(e.id_json(), want, "id {id:?}");
+            assert!(matches!(e.id_json(), Cow::Borrowed(_)), "id {id:?} is borrowed from the record's JSON");
+        }
     }
 
     #[test]

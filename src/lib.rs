@@ -60,7 +60,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::DynStore;
 use tower_http::cors::CorsLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 /// Limits and answer settings of a running service.
@@ -227,7 +227,7 @@ pub fn app(state: AppState) -> Router {
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::new(request_id::HEADER))
-        .layer(SetRequestIdLayer::new(request_id::HEADER, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id::HEADER, request_id::MakeUuid))
         .layer(tower::util::MapRequestLayer::new(request_id::sanitized))
         .with_state(state)
 }

@@ -18,7 +18,8 @@
 # Environment: PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432), PG_DB
 # (geowebdns_postgis), SERVER_CPUS (0), CLIENT_CPUS (1), SEED (42), FLOOR
 # (20000 requests for the client floors), ROUNDS (5: the fast batch phases
-# run the point set that many times).
+# run the point set that many times), HTTP_ROUNDS (25: the same for
+# geowebdns's batch phases, which are faster).
 # Results: target/bench-postgis/result.json and target/bench-postgis/table.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +31,7 @@ CLIENT_CPUS="${CLIENT_CPUS:-1}"
 SEED="${SEED:-42}"
 FLOOR="${FLOOR:-20000}"
 ROUNDS="${ROUNDS:-5}"
+HTTP_ROUNDS="${HTTP_ROUNDS:-25}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 PG_DB="${PG_DB:-geowebdns_postgis}"
 PG_URL="$PG_ADMIN_URL/$PG_DB"
@@ -110,7 +112,7 @@ echo "tables built in $(($(date +%s) - t0)) s"
 echo "client on cpu $CLIENT_CPUS: $POINTS points, clients $CLIENTS, batches of $BATCH; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 env GEOWEBDNS_POSTGIS_URL="$PG_URL" GEOWEBDNS_BENCH_BASE="$BASE" GEOWEBDNS_BENCH_POINTS="$POINTS" \
   GEOWEBDNS_BENCH_CLIENTS="$CLIENTS" GEOWEBDNS_BENCH_BATCH="$BATCH" GEOWEBDNS_BENCH_SEED="$SEED" \
-  GEOWEBDNS_BENCH_FLOOR="$FLOOR" GEOWEBDNS_BENCH_ROUNDS="$ROUNDS" GEOWEBDNS_BENCH_PIN_BACKENDS="$SERVER_CPUS" \
+  GEOWEBDNS_BENCH_FLOOR="$FLOOR" GEOWEBDNS_BENCH_ROUNDS="$ROUNDS" GEOWEBDNS_BENCH_HTTP_ROUNDS="$HTTP_ROUNDS" GEOWEBDNS_BENCH_PIN_BACKENDS="$SERVER_CPUS" \
   GEOWEBDNS_BENCH_OUT="$OUT/result.json" GEOWEBDNS_BENCH_SERVER_PID="$SERVER_PID" \
   taskset -c "$CLIENT_CPUS" "$CLIENT" | tee "$OUT/table.txt"
 echo "server RSS after the run: $(($(rss_kb) / 1024)) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"

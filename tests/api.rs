@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::Request;
 use common::{get, post_json, send, state_on, Backend};
 use geowebdns::Settings;
+use std::sync::Arc;
 
 const BLOOMINGTON: &str = "lat=39.1653&lon=-86.5264";
 
@@ -150,6 +151,46 @@ async fn batch_refusals(b: Backend) {
     let a = send(&s, Request::post("/v1/resolve").header("content-type", "text/plain").body(Body::from("{}")).unwrap())
         .await;
     a.problem(415, None);
+}
+
+/// A large batch yields to the runtime between chunks, so a request that
+/// comes in meanwhile is answered before the batch is done. `#[tokio::test]`
+/// runs one thread: answering the batch in one go (without yields) would
+/// finish it first and fail this test.
+#[tokio::test]
+async fn a_large_batch_lets_other_requests_through() {
+    let Some(s) = state_on(Backend::Sqlite, Settings::default()).await else { return };
+    let points: Vec<String> = (0..4000)
+        .map(|i| {
+            format!(
+                r#"{{"lat":{:.4},"lon":{:.4}}}"#,
+                25.0 + f64::from(i % 200) * 0.12,
+                -124.0 + f64::from(i / 200) * 2.9
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"records":false,"points":[{}]}}"#, points.join(","));
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let batch = tokio::spawn({
+        let (state, done) = (s.state.clone(), done.clone());
+        async move {
+            let a = post_json(&state, "/v1/resolve", &body).await;
+            done.lock().unwrap().push("batch");
+            a
+        }
+    });
+    let health = tokio::spawn({
+        let (state, done) = (s.state.clone(), done.clone());
+        async move {
+            get(&state, "/healthz").await.expect(200);
+            done.lock().unwrap().push("healthz");
+        }
+    });
+    let a = batch.await.unwrap().expect(200);
+    health.await.unwrap();
+    assert_eq!(a.body["count"], 4000);
+    assert_eq!(a.body["results"].as_array().unwrap().len(), 4000);
+    assert_eq!(*done.lock().unwrap(), ["healthz", "batch"], "the health check waited for the whole batch");
 }
 
 async fn jurisdictions_list_filters_and_pages(b: Backend) {

@@ -270,7 +270,6 @@ struct BatchWriter<'a> {
     snapshot: &'a Snapshot,
     req: &'a BatchRequest,
     tiers: Option<TierSet>,
-    with_records: bool,
     /// Per slot: 1 + the jurisdiction's number in `records` once it is seen.
     seen: Vec<u32>,
     /// The distinct jurisdictions: each one's record and its id as JSON.
@@ -291,7 +290,6 @@ impl<'a> BatchWriter<'a> {
             snapshot,
             req,
             tiers,
-            with_records: req.records != Some(false),
             seen: vec![0; snapshot.slot_bound()],
             records: Vec::new(),
             results: Vec::with_capacity(points * 96),
@@ -356,11 +354,9 @@ impl<'a> BatchWriter<'a> {
     /// The whole answer: the frame, the records, the results.
     fn finish(self, expires: &str) -> Result<Vec<u8>, ApiError> {
         let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
-        let records: usize = if self.with_records {
-            self.records.iter().map(|(json, id)| id.len() + json.get().len() + 2).sum()
-        } else {
-            0
-        };
+        let with_records = self.req.records != Some(false);
+        let records: usize =
+            if with_records { self.records.iter().map(|(json, id)| id.len() + json.get().len() + 2).sum() } else { 0 };
         // Sized once: growing a ~100 kB answer by doubling copied it ~10 times.
         let mut out = Vec::with_capacity(160 + expires.len() + records + self.results.len());
         out.extend_from_slice(b"{\"index_version\":");
@@ -369,7 +365,7 @@ impl<'a> BatchWriter<'a> {
         serde_json::to_writer(&mut out, expires).map_err(internal)?;
         out.extend_from_slice(b",\"count\":");
         serde_json::to_writer(&mut out, &self.done).map_err(internal)?;
-        if self.with_records {
+        if with_records {
             out.extend_from_slice(b",\"jurisdictions\":{");
             for (i, (record, id)) in self.records.iter().enumerate() {
                 if i > 0 {

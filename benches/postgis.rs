@@ -18,7 +18,9 @@
 //!   connection a client, on hyper's low-level client: see [`Conn`]) against
 //!   a prepared `ST_Covers` statement (plain table, and the pieces with
 //!   `DISTINCT id`);
-//! * batches: `POST /v1/resolve` (BATCH points a request) against set-based
+//! * batches: `POST /v1/resolve` (BATCH points a request; ids only or with
+//!   records; the JSON answer read whole, or the streamed NDJSON answer read
+//!   line by line as it arrives) against set-based
 //!   SQL: the `bench_points` table (GiST-indexed) joined with each boundary
 //!   driving a `LATERAL` scan of the points (one query per client's share),
 //!   and `float8[]` parameters with `unnest` (BATCH points a query: plain,
@@ -187,6 +189,15 @@ struct BatchAnswer {
 #[derive(Deserialize)]
 struct BatchResult {
     jurisdictions: Vec<String>,
+}
+
+/// One line of a streamed batch answer (`Accept: application/x-ndjson`).
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BatchLine {
+    Batch(serde::de::IgnoredAny),
+    Jurisdiction(serde::de::IgnoredAny),
+    Result(BatchResult),
 }
 
 fn main() -> ExitCode {
@@ -402,6 +413,53 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Sends a batch asking for the streamed answer and hands each line to
+    /// `line` as soon as it has arrived, while the rest is still on its way.
+    async fn call_lines(
+        &mut self,
+        uri: &http::Uri,
+        body: bytes::Bytes,
+        mut line: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use http_body_util::BodyExt;
+        let req = http::Request::post(uri.clone())
+            .header(http::header::HOST, &self.host)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/x-ndjson")
+            .body(http_body_util::Full::new(body))?;
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let text = body.collect().await?.to_bytes();
+            bail!("{uri} answered {status}: {}", String::from_utf8_lossy(&text));
+        }
+        // A line split between two frames waits here for its end.
+        let mut carry: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            let mut rest: &[u8] = &data;
+            while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+                if carry.is_empty() {
+                    line(&rest[..i])?;
+                } else {
+                    carry.extend_from_slice(&rest[..i]);
+                    line(&carry)?;
+                    carry.clear();
+                }
+                rest = &rest[i + 1..];
+            }
+            carry.extend_from_slice(rest);
+        }
+        if !carry.is_empty() {
+            bail!("{uri}: the stream ended inside a line");
+        }
+        Ok(())
+    }
+}
+
 async fn http_conns(cfg: &Config, clients: usize) -> anyhow::Result<Vec<Conn>> {
     let mut out = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -460,7 +518,9 @@ fn parse_none(_: &[u8]) -> anyhow::Result<Option<Vec<String>>> {
     Ok(None)
 }
 
-/// `POST /v1/resolve` of pre-built bodies, one per unit (a range of points).
+/// `POST /v1/resolve` of pre-built bodies, one per unit (a range of points):
+/// the JSON answer read whole, or with `lines` the streamed answer read
+/// line by line as it arrives.
 async fn http_post_phase(
     cfg: &Config,
     name: String,
@@ -468,6 +528,7 @@ async fn http_post_phase(
     units: Arc<Vec<Range<usize>>>,
     bodies: Arc<Vec<bytes::Bytes>>,
     n: usize,
+    lines: bool,
 ) -> anyhow::Result<(Phase, Answers)> {
     let uri = http::Uri::from_static("/v1/resolve");
     let next = Arc::new(AtomicUsize::new(0));
@@ -480,17 +541,29 @@ async fn http_post_phase(
                 let u = next.fetch_add(1, Ordering::Relaxed);
                 let Some(range) = units.get(u) else { break };
                 let t = Instant::now();
-                let body = conn.call(http::Method::POST, &uri, Some(bodies[u].clone())).await?;
+                let mut got = 0;
+                let mut keep = |mut ids: Vec<String>| {
+                    ids.sort_unstable();
+                    out.answers.push((range.start + got, ids));
+                    got += 1;
+                };
+                if lines {
+                    conn.call_lines(&uri, bodies[u].clone(), |l| {
+                        if let BatchLine::Result(r) = serde_json::from_slice(l).context("a batch answer line")? {
+                            keep(r.jurisdictions);
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                } else {
+                    let body = conn.call(http::Method::POST, &uri, Some(bodies[u].clone())).await?;
+                    let a: BatchAnswer = serde_json::from_slice(&body).context("a batch answer")?;
+                    a.results.into_iter().for_each(|r| keep(r.jurisdictions));
+                }
                 out.latencies.push(t.elapsed());
                 out.requests += 1;
-                let a: BatchAnswer = serde_json::from_slice(&body).context("a batch answer")?;
-                if a.results.len() != range.len() {
-                    bail!("a batch of {} points got {} results", range.len(), a.results.len());
-                }
-                for (i, r) in range.clone().zip(a.results) {
-                    let mut ids = r.jurisdictions;
-                    ids.sort_unstable();
-                    out.answers.push((i, ids));
+                if got != range.len() {
+                    bail!("a batch of {} points got {got} results", range.len());
                 }
             }
             Ok((conn, out))
@@ -804,7 +877,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     // Reference answers (and warm-up of both sides): geowebdns batches,
     // PostGIS set-based joins, one client each, not reported as speed.
-    let (_, gw_ref) = http_post_phase(&cfg, "ref".into(), 1, batch_units.clone(), record_bodies.clone(), n).await?;
+    let (_, gw_ref) =
+        http_post_phase(&cfg, "ref".into(), 1, batch_units.clone(), record_bodies.clone(), n, false).await?;
     let one = Arc::new(split(n, 1));
     let (_, pg_ref) = pg_set_phase("ref".into(), &mut conns, 1, TABLE_PLAIN, true, one.clone(), pts.clone(), n).await?;
     let (_, pg_pieces_ref) =
@@ -886,13 +960,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         // The fast batch phases run the point set `rounds` times
         // (geowebdns's `http_rounds` times; each round answers every point
         // again; the answers kept are compared).
-        let (p, a) =
-            timed!(http_post_phase(&cfg, batch_name("ids"), c, http_units.clone(), rep_ids_bodies.clone(), n).await?);
-        phases.push(check(p, &a));
-        let (p, a) = timed!(
-            http_post_phase(&cfg, batch_name("records"), c, http_units.clone(), rep_record_bodies.clone(), n).await?
-        );
-        phases.push(check(p, &a));
+        // Each batch form twice: the JSON answer, read whole, and the
+        // streamed one (NDJSON), read as it arrives.
+        for (what, bodies) in [("ids", &rep_ids_bodies), ("records", &rep_record_bodies)] {
+            for lines in [false, true] {
+                let name = batch_name(&format!("{what}{}", if lines { ", streamed" } else { "" }));
+                let (p, a) =
+                    timed!(http_post_phase(&cfg, name, c, http_units.clone(), bodies.clone(), n, lines).await?);
+                phases.push(check(p, &a));
+            }
+        }
         let shares = Arc::new(repeat(&split(n, c), cfg.rounds));
         let (p, a) = timed!(
             pg_set_phase(

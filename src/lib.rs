@@ -251,19 +251,21 @@ async fn edge(
     res
 }
 
-/// The limits, then the handler under the request timeout.
+/// The limits, then the handler under the request timeout (and a streamed
+/// answer's body under the same permit and deadline: [`limits::guard`]).
 async fn limited(
     state: &AppState,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let _permit = match limits::admit(state, &req) {
+    let permit = match limits::admit(state, &req) {
         Ok(permit) => permit,
         Err(refused) => return refused.into_response(),
     };
     let timeout = state.settings.request_timeout;
+    let started = tokio::time::Instant::now();
     match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(res) => res,
+        Ok(res) => limits::guard(state, res, permit, started, timeout),
         Err(_) => {
             state.metrics.refused("timeout");
             limits::timed_out(timeout)

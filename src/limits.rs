@@ -152,3 +152,70 @@ pub fn timed_out(timeout: std::time::Duration) -> Response {
     }
     .into_response()
 }
+
+/// Marks a response whose body does the request's work as it is sent (a
+/// streamed batch answer). For such a response, [`guard`] keeps the
+/// request's concurrency permit and its deadline until the body ends,
+/// instead of letting them go when the handler returns.
+#[derive(Clone, Copy, Debug)]
+pub struct Streamed;
+
+/// A streamed response's body under its request's permit and deadline:
+/// past the deadline the body ends with an error, which cuts the response
+/// short (the client sees an incomplete chunked body), and the
+/// `geowebdns_http_refused_total{reason="timeout"}` counter goes up.
+struct Guarded {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timeout: std::time::Duration,
+    state: AppState,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl axum::body::HttpBody for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.state.metrics.refused("timeout");
+            let ms = self.timeout.as_millis();
+            return std::task::Poll::Ready(Some(Err(
+                format!("the answer took longer than {ms} ms and was cut short").into()
+            )));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Hands a [`Streamed`] response's body the request's `permit` and the
+/// rest of its time (`timeout` from `started`); other responses pass
+/// through untouched (their permit ends with the handler).
+pub fn guard(
+    state: &AppState,
+    res: Response,
+    permit: OwnedSemaphorePermit,
+    started: tokio::time::Instant,
+    timeout: std::time::Duration,
+) -> Response {
+    if res.extensions().get::<Streamed>().is_none() {
+        return res;
+    }
+    let state = state.clone();
+    res.map(|inner| {
+        let deadline = Box::pin(tokio::time::sleep_until(started + timeout));
+        axum::body::Body::new(Guarded { inner, deadline, timeout, state, _permit: permit })
+    })
+}

@@ -264,3 +264,80 @@ both_backends!(
     one_jurisdiction_and_its_boundary,
     health_readiness_and_unknown_routes,
 );
+
+/// `Accept: application/x-ndjson` streams the batch answer: a head line,
+/// then each point's first-seen records and its result, the same content
+/// as the JSON answer.
+#[tokio::test]
+async fn a_streamed_batch_matches_the_json_answer() {
+    let Some(s) = state_on(Backend::Sqlite, Settings::default()).await else { return };
+    // More points than one streamed chunk, each with a client id.
+    let points: Vec<serde_json::Value> = (0..700)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("p{i}"),
+                "lat": 26.0 + f64::from(i % 35) * 0.6,
+                "lon": -123.0 + f64::from(i / 35) * 2.8,
+            })
+        })
+        .collect();
+    let lines_of = |body: &str| {
+        Request::post("/v1/resolve")
+            .header("content-type", "application/json")
+            .header("accept", "application/json;q=0.5, application/x-ndjson")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    for records in [true, false] {
+        let body = serde_json::json!({ "points": points, "records": records }).to_string();
+        let json = post_json(&s, "/v1/resolve", &body).await.expect(200);
+        let a = send(&s, lines_of(&body)).await.expect(200);
+        assert_eq!(a.header("content-type"), "application/x-ndjson");
+        assert!(a.header("vary").contains("Accept"), "{:?}", a.headers);
+        assert_ne!(a.header("etag"), json.header("etag"), "the two forms are different representations");
+        let text = String::from_utf8(a.raw.clone()).unwrap();
+        assert!(text.ends_with('\n'));
+        let mut lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
+        let head = lines.next().unwrap();
+        assert_eq!(head["batch"]["count"], 700);
+        assert_eq!(head["batch"]["index_version"], json.body["index_version"]);
+        assert!(head["batch"]["expires"].is_string());
+        let (mut sent, mut results) = (std::collections::BTreeMap::new(), Vec::new());
+        for line in lines {
+            let obj = line.as_object().unwrap();
+            assert_eq!(obj.len(), 1, "one member a line: {line}");
+            if let Some(record) = obj.get("jurisdiction") {
+                assert!(records, "no records with \"records\": false");
+                let id = record["id"].as_str().unwrap().to_owned();
+                assert_eq!(*record, json.body["jurisdictions"][&id], "the same record as in the JSON answer");
+                assert!(sent.insert(id, ()).is_none(), "each record once");
+            } else {
+                let result = &obj["result"];
+                if records {
+                    for id in result["jurisdictions"].as_array().unwrap() {
+                        assert!(sent.contains_key(id.as_str().unwrap()), "{id} sent before the result naming it");
+                    }
+                }
+                results.push(result.clone());
+            }
+        }
+        assert_eq!(results, *json.body["results"].as_array().unwrap(), "the same results, in request order");
+        if records {
+            assert_eq!(sent.len(), json.body["jurisdictions"].as_object().unwrap().len());
+            assert!(sent.len() > 20, "the points are spread over many jurisdictions");
+        }
+    }
+    // Bad input is still a problem+json answer, not a stream.
+    let a = send(&s, lines_of(r#"{"points":[{"lat":1,"lon":2},{"lat":91,"lon":2}]}"#)).await;
+    a.problem(400, Some("points[1].lat"));
+    // JSON stays the answer for wildcards and for a preferred JSON.
+    for accept in ["*/*", "application/json, application/x-ndjson;q=0.5"] {
+        let req = Request::post("/v1/resolve")
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .body(Body::from(r#"{"points":[{"lat":39.1653,"lon":-86.5264}]}"#))
+            .unwrap();
+        let a = send(&s, req).await.expect(200);
+        assert_eq!(a.header("content-type"), "application/json", "Accept: {accept}");
+    }
+}

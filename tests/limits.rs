@@ -98,3 +98,58 @@ async fn a_request_that_runs_out_of_time_is_a_503_problem() {
     assert_eq!(a.header("retry-after"), "1");
     assert!(a.body["detail"].as_str().unwrap().contains("longer than 1 ms"), "{}", a.body);
 }
+
+/// A streamed batch answer (NDJSON) of `n` points over the US.
+fn streamed_batch(addr: &str, n: usize) -> Request<Body> {
+    let points: Vec<String> = (0..n)
+        .map(|i| {
+            format!(r#"{{"lat":{:.3},"lon":{:.3}}}"#, 30.0 + (i % 100) as f64 * 0.15, -120.0 + (i / 100) as f64 * 1.7)
+        })
+        .collect();
+    let mut req = Request::post("/v1/resolve")
+        .header("content-type", "application/json")
+        .header("accept", "application/x-ndjson")
+        .body(Body::from(format!(r#"{{"points":[{}]}}"#, points.join(","))))
+        .unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
+    req
+}
+
+#[tokio::test]
+async fn a_streamed_batch_holds_its_slot_until_its_body_ends() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let limits = LimitSettings { max_concurrent: 1, ..LimitSettings::default() };
+    let t = state_on(Backend::Sqlite, Settings { limits, ..Settings::default() }).await.unwrap();
+    let res = geowebdns::app(t.state.clone()).oneshot(streamed_batch("10.1.1.1:1000", 1000)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    // The handler has returned, but the work is in the body: the slot is still taken.
+    let a = send(&t.state, from("10.1.1.2:1000", AT_BLOOMINGTON)).await.problem(503, None);
+    assert_eq!(a.body["code"], "overloaded");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let lines = body.split(|&b| b == b'\n').filter(|l| l.starts_with(b"{\"result\":")).count();
+    assert_eq!(lines, 1000);
+    // The body has ended: the slot is free again.
+    send(&t.state, from("10.1.1.2:1000", AT_BLOOMINGTON)).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_streamed_batch_past_its_deadline_is_cut_short() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let limits = LimitSettings { max_concurrent: 1, ..LimitSettings::default() };
+    let settings = Settings { limits, request_timeout: Duration::from_millis(300), ..Settings::default() };
+    let t = state_on(Backend::Sqlite, settings).await.unwrap();
+    let res = geowebdns::app(t.state.clone()).oneshot(streamed_batch("10.1.1.1:1000", 1000)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    // A client that does not read: the deadline passes while the answer waits.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let err = res.into_body().collect().await.expect_err("the answer is cut short");
+    assert!(err.to_string().contains("longer than 300 ms"), "{err}");
+    // The slot went with the body.
+    send(&t.state, from("10.1.1.2:1000", AT_BLOOMINGTON)).await.expect(200);
+    let metrics = common::get(&t.state, "/metrics").await.expect(200);
+    let text = String::from_utf8_lossy(&metrics.raw);
+    assert!(text.lines().any(|l| l.starts_with("geowebdns_http_refused_total{reason=\"timeout\"} 1")), "{text}");
+}

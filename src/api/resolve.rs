@@ -220,6 +220,37 @@ pub(crate) struct BatchAnswer<'a> {
     results: Vec<BatchResult<'a>>,
 }
 
+/// One line of a streamed batch answer ([`NDJSON`]). Each line is a JSON
+/// object with exactly one member, whose name says what the line is.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) enum BatchLine<'a> {
+    /// The first line.
+    Batch(BatchHead<'a>),
+    /// A jurisdiction serving some point, with its endpoints and services:
+    /// sent once, before the first result that names it (never with
+    /// `"records": false`).
+    // Described, not built: the writer copies each record's pre-rendered JSON.
+    #[allow(dead_code)]
+    Jurisdiction(crate::index::JurisdictionView<'a>),
+    /// One point's result, in request order.
+    Result(BatchResult<'a>),
+}
+
+/// The first line of a streamed batch answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct BatchHead<'a> {
+    /// The registry's change-log sequence number the answer is computed from.
+    index_version: i64,
+    /// Until when this answer may be cached (RFC 3339).
+    expires: &'a str,
+    /// Number of results (points) that follow; fewer arrive only when the
+    /// answer is cut short (the chunked body then ends with an error).
+    count: usize,
+}
+
 fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiError> {
     if req.points.is_empty() {
         return Err(ApiError::field("points", "`points` must hold at least one point"));
@@ -257,25 +288,41 @@ fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiE
 }
 
 /// Points a batch resolves and renders between yields to the runtime
-/// (~0.1 ms of work).
+/// (~0.1 ms of work), and the points of one streamed chunk.
 const CHUNK: usize = 256;
 
-/// Writes a batch answer chunk by chunk: the same JSON as serialising
-/// [`BatchAnswer`] with `serde_json`, written piece by piece (a test checks
-/// that the two agree). Each distinct jurisdiction's id is copied from its
-/// pre-rendered record ([`Entry::id_json`](crate::index::Entry::id_json)),
-/// where serde escaped it for every point it serves, along with every field
-/// name: that was ~40 % of a 1,000-point batch's instructions.
-struct BatchWriter<'a> {
-    snapshot: &'a Snapshot,
-    req: &'a BatchRequest,
+/// The media type of a streamed batch answer: newline-delimited JSON.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// Writes a batch answer chunk by chunk, in one of two forms:
+///
+/// - JSON (`application/json`): the same bytes as serialising
+///   [`BatchAnswer`] with `serde_json`, written piece by piece (a test checks
+///   that the two agree) and sent whole by [`finish`](Self::finish);
+/// - NDJSON ([`NDJSON`]): one line of [`BatchLine`] each, sent as they are
+///   written ([`take`](Self::take)): the head first, then for each point
+///   the records it names for the first time (unless `"records": false`),
+///   then its result.
+///
+/// Each jurisdiction's id is copied from its pre-rendered record
+/// ([`Entry::id_json`](crate::index::Entry::id_json)), where serde escaped
+/// it for every point it serves, along with every field name: that was
+/// ~40 % of a 1,000-point batch's instructions. The writer borrows nothing,
+/// so that a streamed answer can own it alongside the snapshot and the
+/// request it reads.
+struct BatchWriter {
     tiers: Option<TierSet>,
-    /// Per slot: 1 + the jurisdiction's number in `records` once it is seen.
-    seen: Vec<u32>,
-    /// The distinct jurisdictions: each one's record and its id as JSON.
-    records: Vec<(&'a RawValue, std::borrow::Cow<'a, str>)>,
-    /// The `results` array's members so far, comma-separated.
-    results: Vec<u8>,
+    /// NDJSON lines instead of one JSON document.
+    lines: bool,
+    /// Whether the answer carries the records (`"records"`, default true).
+    records: bool,
+    /// Per slot: whether the jurisdiction was seen before in this batch.
+    seen: Vec<bool>,
+    /// JSON only: the distinct jurisdictions' slots, in first-seen order.
+    order: Vec<u32>,
+    /// JSON: the `results` array's members so far, comma-separated.
+    /// NDJSON: the lines not yet taken.
+    out: Vec<u8>,
     /// Points written so far.
     done: usize,
     // Scratch space of `add`.
@@ -284,15 +331,16 @@ struct BatchWriter<'a> {
     ends: Vec<usize>,
 }
 
-impl<'a> BatchWriter<'a> {
-    fn new(snapshot: &'a Snapshot, req: &'a BatchRequest, tiers: Option<TierSet>, points: usize) -> Self {
+impl BatchWriter {
+    fn new(snapshot: &Snapshot, req: &BatchRequest, tiers: Option<TierSet>, lines: bool) -> Self {
+        let per_chunk = if lines { CHUNK } else { req.points.len() };
         Self {
-            snapshot,
-            req,
             tiers,
-            seen: vec![0; snapshot.slot_bound()],
-            records: Vec::new(),
-            results: Vec::with_capacity(points * 96),
+            lines,
+            records: req.records != Some(false),
+            seen: vec![false; snapshot.slot_bound()],
+            order: Vec::new(),
+            out: Vec::with_capacity(per_chunk * 96),
             done: 0,
             points: Vec::new(),
             slots: Vec::new(),
@@ -300,92 +348,129 @@ impl<'a> BatchWriter<'a> {
         }
     }
 
+    /// NDJSON: writes the head line, which opens the stream.
+    fn head(&mut self, snapshot: &Snapshot, expires: &str, count: usize) -> Result<(), ApiError> {
+        let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+        let out = &mut self.out;
+        out.extend_from_slice(b"{\"batch\":{\"index_version\":");
+        serde_json::to_writer(&mut *out, &snapshot.version()).map_err(internal)?;
+        out.extend_from_slice(b",\"expires\":");
+        serde_json::to_writer(&mut *out, expires).map_err(internal)?;
+        out.extend_from_slice(b",\"count\":");
+        serde_json::to_writer(&mut *out, &count).map_err(internal)?;
+        out.extend_from_slice(b"}}\n");
+        Ok(())
+    }
+
     /// Resolves the next points of the batch (all of a chunk's points side
     /// by side, so that the index's cache misses overlap) and writes their
     /// results.
-    fn add(&mut self, locations: &[Location]) -> Result<(), ApiError> {
+    fn add(&mut self, snapshot: &Snapshot, req: &BatchRequest, locations: &[Location]) -> Result<(), ApiError> {
         let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
         self.points.clear();
         self.points.extend(locations.iter().map(|l| Coord { x: l.lon, y: l.lat }));
-        self.snapshot.resolve_many(&self.points, &mut self.slots, &mut self.ends);
-        let out = &mut self.results;
+        snapshot.resolve_many(&self.points, &mut self.slots, &mut self.ends);
+        let out = &mut self.out;
+        let mut hits: Vec<&crate::index::Entry> = Vec::with_capacity(8);
         let mut start = 0;
         for (loc, &end) in locations.iter().zip(&self.ends) {
-            if self.done > 0 {
+            hits.clear();
+            for &s in self.slots.get(start..end).unwrap_or(&[]) {
+                let Some(e) = snapshot.entry(s) else { continue };
+                if self.tiers.is_some_and(|t| !t.contains(e.record.tier)) {
+                    continue;
+                }
+                hits.push(e);
+                let s = s as usize;
+                if s >= self.seen.len() {
+                    self.seen.resize(s + 1, false);
+                }
+                if self.seen[s] {
+                    continue;
+                }
+                self.seen[s] = true;
+                if !self.lines {
+                    self.order.push(s as u32);
+                } else if self.records {
+                    out.extend_from_slice(b"{\"jurisdiction\":");
+                    out.extend_from_slice(e.json.get().as_bytes());
+                    out.extend_from_slice(b"}\n");
+                }
+            }
+            if self.lines {
+                out.extend_from_slice(b"{\"result\":");
+            } else if self.done > 0 {
                 out.push(b',');
             }
             out.push(b'{');
-            if let Some(id) = self.req.points.get(self.done).and_then(|p| p.id.as_ref()) {
+            if let Some(id) = req.points.get(self.done).and_then(|p| p.id.as_ref()) {
                 out.extend_from_slice(b"\"id\":");
                 serde_json::to_writer(&mut *out, id).map_err(internal)?;
                 out.push(b',');
             }
             write_location(out, *loc).map_err(internal)?;
             out.extend_from_slice(b",\"jurisdictions\":[");
-            let mut first = true;
-            for &s in self.slots.get(start..end).unwrap_or(&[]) {
-                let Some(e) = self.snapshot.entry(s) else { continue };
-                if self.tiers.is_some_and(|t| !t.contains(e.record.tier)) {
-                    continue;
-                }
-                let s = s as usize;
-                if s >= self.seen.len() {
-                    self.seen.resize(s + 1, 0);
-                }
-                if self.seen[s] == 0 {
-                    self.records.push((&e.json, e.id_json()));
-                    self.seen[s] = u32::try_from(self.records.len()).map_err(|e| ApiError::Internal(e.to_string()))?;
-                }
-                if !first {
+            for (i, e) in hits.iter().enumerate() {
+                if i > 0 {
                     out.push(b',');
                 }
-                first = false;
-                if let Some((_, id)) = self.records.get(self.seen[s] as usize - 1) {
-                    out.extend_from_slice(id.as_bytes());
-                }
+                out.extend_from_slice(e.id_json().as_bytes());
             }
             out.extend_from_slice(b"]}");
+            if self.lines {
+                out.extend_from_slice(b"}\n");
+            }
             self.done += 1;
             start = end;
         }
         Ok(())
     }
 
-    /// The whole answer: the frame, the records, the results.
-    fn finish(self, expires: &str) -> Result<Vec<u8>, ApiError> {
+    /// NDJSON: the lines written since the last call.
+    fn take(&mut self) -> bytes::Bytes {
+        let next = Vec::with_capacity(self.out.capacity());
+        bytes::Bytes::from(std::mem::replace(&mut self.out, next))
+    }
+
+    /// JSON: the whole answer: the frame, the records, the results.
+    fn finish(self, snapshot: &Snapshot, expires: &str) -> Result<Vec<u8>, ApiError> {
         let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
-        let with_records = self.req.records != Some(false);
-        let records: usize =
-            if with_records { self.records.iter().map(|(json, id)| id.len() + json.get().len() + 2).sum() } else { 0 };
+        let records: Vec<&crate::index::Entry> = if self.records {
+            self.order.iter().filter_map(|&s| snapshot.entry(s).map(|e| &**e)).collect()
+        } else {
+            Vec::new()
+        };
+        let size: usize = records.iter().map(|e| e.json.get().len() * 2 + 2).sum();
         // Sized once: growing a ~100 kB answer by doubling copied it ~10 times.
-        let mut out = Vec::with_capacity(160 + expires.len() + records + self.results.len());
+        let mut out = Vec::with_capacity(160 + expires.len() + size + self.out.len());
         out.extend_from_slice(b"{\"index_version\":");
-        serde_json::to_writer(&mut out, &self.snapshot.version()).map_err(internal)?;
+        serde_json::to_writer(&mut out, &snapshot.version()).map_err(internal)?;
         out.extend_from_slice(b",\"expires\":");
         serde_json::to_writer(&mut out, expires).map_err(internal)?;
         out.extend_from_slice(b",\"count\":");
         serde_json::to_writer(&mut out, &self.done).map_err(internal)?;
-        if with_records {
+        if self.records {
             out.extend_from_slice(b",\"jurisdictions\":{");
-            for (i, (record, id)) in self.records.iter().enumerate() {
+            for (i, e) in records.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(e.id_json().as_bytes());
                 out.push(b':');
-                out.extend_from_slice(record.get().as_bytes());
+                out.extend_from_slice(e.json.get().as_bytes());
             }
             out.push(b'}');
         }
         out.extend_from_slice(b",\"results\":[");
-        out.extend_from_slice(&self.results);
+        out.extend_from_slice(&self.out);
         out.extend_from_slice(b"]}");
         Ok(out)
     }
 }
 
 /// Resolves every point against one snapshot and renders the answer, in
-/// one go (`chunk` points at a time).
+/// one go (`chunk` points at a time): the JSON document, or the NDJSON
+/// stream's lines joined.
 #[cfg(test)]
 fn answer_batch(
     snapshot: &Snapshot,
@@ -394,12 +479,74 @@ fn answer_batch(
     locations: &[Location],
     tiers: Option<TierSet>,
     chunk: usize,
+    lines: bool,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut w = BatchWriter::new(snapshot, req, tiers, locations.len());
-    for part in locations.chunks(chunk.max(1)) {
-        w.add(part)?;
+    let mut w = BatchWriter::new(snapshot, req, tiers, lines);
+    let mut streamed = Vec::new();
+    if lines {
+        w.head(snapshot, expires, locations.len())?;
     }
-    w.finish(expires)
+    for part in locations.chunks(chunk.max(1)) {
+        w.add(snapshot, req, part)?;
+        if lines {
+            streamed.extend_from_slice(&w.take());
+        }
+    }
+    if lines {
+        Ok(streamed)
+    } else {
+        w.finish(snapshot, expires)
+    }
+}
+
+/// A streamed batch answer ([`NDJSON`]): the response body resolves and
+/// writes one chunk of points each time it is polled, and gives the runtime
+/// a turn between chunks, so the client reads (and parses) the first
+/// results while the server works on the next, and the server never holds
+/// more than a chunk of the answer. The request's concurrency permit and
+/// deadline are carried over to the body by [`crate::limits::Streamed`].
+struct BatchLines {
+    snapshot: Arc<Snapshot>,
+    req: BatchRequest,
+    locations: Vec<Location>,
+    writer: BatchWriter,
+    /// Points written so far.
+    next: usize,
+    /// Whether the last poll gave the runtime its turn.
+    yielded: bool,
+}
+
+impl axum::body::HttpBody for BatchLines {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let Some(part) = this.locations.get(this.next..).filter(|rest| !rest.is_empty()) else {
+            return Poll::Ready(None);
+        };
+        if this.next > 0 && !this.yielded {
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.yielded = false;
+        let part = &part[..part.len().min(CHUNK)];
+        if let Err(e) = this.writer.add(&this.snapshot, &this.req, part) {
+            // Not reached (writing to memory); the client sees the stream cut short.
+            return Poll::Ready(Some(Err(e.to_string().into())));
+        }
+        this.next += part.len();
+        Poll::Ready(Some(Ok(http_body::Frame::data(this.writer.take()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.locations.len()
+    }
 }
 
 /// Whether a request's `Content-Type` is plainly `application/json` (with
@@ -437,7 +584,8 @@ async fn batch_body(req: axum::extract::Request, state: &AppState) -> Result<Bat
     }
 }
 
-/// Every jurisdiction serving each of many points.
+/// Every jurisdiction serving each of many points, as one JSON document or
+/// streamed as newline-delimited JSON ([`NDJSON`]).
 #[utoipa::path(
     post,
     path = "/v1/resolve",
@@ -445,7 +593,10 @@ async fn batch_body(req: axum::extract::Request, state: &AppState) -> Result<Bat
     operation_id = "resolve_batch",
     request_body(content = BatchRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "One result per point", body = BatchAnswer),
+        (status = 200, description = "One result per point: one JSON document, or with `Accept: application/x-ndjson` a stream of lines (a head, then each point's new records and its result)", content(
+            (BatchAnswer = "application/json"),
+            (BatchLine = "application/x-ndjson"),
+        )),
         (status = 400, description = "The body is not a valid batch (`batch_too_large` over `--max-batch`); `field` names the point, e.g. `points[1].lat`"),
     )
 )]
@@ -453,6 +604,7 @@ pub(crate) async fn resolve_many(
     State(state): State<AppState>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let lines = wants_lines(req.headers());
     let req = batch_body(req, &state).await?;
     let locations = validate_points(&req, state.settings.max_batch)?;
     let tiers = match &req.tier {
@@ -461,21 +613,55 @@ pub(crate) async fn resolve_many(
     };
     let snapshot: Arc<Snapshot> = state.index.current();
     let version = snapshot.version();
+    // A POST answer is not cached by HTTP caches; the tag lets clients
+    // compare answers, and differs between the two forms.
+    let mut headers = cache::headers(&state, &cache::etag((if lines { "batch-lines" } else { "batch" }, version)));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding, Accept"));
+    let mut writer = BatchWriter::new(&snapshot, &req, tiers, lines);
+    if lines {
+        writer.head(&snapshot, &cache::expires(&state), locations.len())?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+        let body = BatchLines { snapshot, req, locations, writer, next: 0, yielded: false };
+        let mut res = (headers, axum::body::Body::new(body)).into_response();
+        res.extensions_mut().insert(crate::limits::Streamed);
+        return Ok(res);
+    }
     // A large batch gives the other requests on its thread a turn between
     // chunks. (It ran on the blocking pool before: handing it there and
     // back cost ~5 % of a 1,000-point batch's CPU.)
-    let mut writer = BatchWriter::new(&snapshot, &req, tiers, locations.len());
     for (i, part) in locations.chunks(CHUNK).enumerate() {
         if i > 0 {
             tokio::task::yield_now().await;
         }
-        writer.add(part)?;
+        writer.add(&snapshot, &req, part)?;
     }
-    let body = writer.finish(&cache::expires(&state))?;
-    // A POST answer is not cached by HTTP caches; the tag lets clients compare answers.
-    let mut headers = cache::headers(&state, &cache::etag(("batch", version)));
+    let body = writer.finish(&snapshot, &cache::expires(&state))?;
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok((headers, body).into_response())
+}
+
+/// Whether a batch request asks for the streamed answer: an `Accept` that
+/// names [`NDJSON`] (or `application/ndjson`) with a quality above zero and
+/// no lower than that of `application/json`. Wildcards choose JSON.
+fn wants_lines(headers: &HeaderMap) -> bool {
+    let (mut lines, mut json) = (0.0_f32, 0.0_f32);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if media.eq_ignore_ascii_case(NDJSON) || media.eq_ignore_ascii_case("application/ndjson") {
+                lines = lines.max(q);
+            } else if media.eq_ignore_ascii_case("application/json") {
+                json = json.max(q);
+            }
+        }
+    }
+    lines > 0.0 && lines >= json
 }
 
 #[cfg(test)]
@@ -560,14 +746,17 @@ mod tests {
             [(None, None), (params::tiers(&[("tier", "state,place")]).expect("tiers"), Some(true)), (None, Some(false))]
         {
             req.records = records_flag;
-            let ours =
-                answer_batch(&snapshot, "2026-11-26T13:20:55Z", &req, &locations, tiers, CHUNK).expect("renders");
+            let expires = "2026-11-26T13:20:55Z";
+            let ours = answer_batch(&snapshot, expires, &req, &locations, tiers, CHUNK, false).expect("renders");
+            let lines = answer_batch(&snapshot, expires, &req, &locations, tiers, CHUNK, true).expect("renders");
             for chunk in [1, 2, 3] {
-                let parts = answer_batch(&snapshot, "2026-11-26T13:20:55Z", &req, &locations, tiers, chunk);
+                let parts = answer_batch(&snapshot, expires, &req, &locations, tiers, chunk, false);
                 assert_eq!(parts.expect("renders"), ours, "chunks of {chunk}");
+                let parts = answer_batch(&snapshot, expires, &req, &locations, tiers, chunk, true);
+                assert_eq!(parts.expect("renders"), lines, "streamed in chunks of {chunk}");
             }
             // The reference: records in first-seen order, ids per point.
-            let (mut records, mut per_point) = (Vec::new(), Vec::new());
+            let (mut records, mut per_point, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
             let mut slots = Vec::new();
             for loc in &locations {
                 // One point at a time through `resolve_into`.
@@ -575,32 +764,70 @@ mod tests {
                 if let Some(tiers) = tiers {
                     slots.retain(|&s| snapshot.entry(s).is_some_and(|e| tiers.contains(e.record.tier)));
                 }
-                let mut ids = Vec::new();
+                let (mut ids, mut new) = (Vec::new(), Vec::new());
                 for &s in &slots {
                     let e = snapshot.entry(s).expect("an entry");
                     if !records.iter().any(|(id, _)| *id == e.record.id.as_str()) {
                         records.push((e.record.id.as_str(), &*e.json));
+                        new.push(&*e.json);
                     }
                     ids.push(e.record.id.as_str());
                 }
                 per_point.push(ids);
+                fresh.push(new);
             }
-            let results: Vec<BatchResult<'_>> = locations
-                .iter()
-                .zip(&req.points)
-                .zip(&per_point)
-                .map(|((loc, p), ids)| BatchResult { id: p.id.as_ref(), location: *loc, jurisdictions: ids })
-                .collect();
+            let results = || {
+                locations.iter().zip(&req.points).zip(&per_point).map(|((loc, p), ids)| BatchResult {
+                    id: p.id.as_ref(),
+                    location: *loc,
+                    jurisdictions: ids,
+                })
+            };
+            let with_records = records_flag != Some(false);
             let serde = serde_json::to_vec(&BatchAnswer {
                 index_version: 7,
-                expires: "2026-11-26T13:20:55Z",
-                count: results.len(),
-                jurisdictions: (records_flag != Some(false)).then_some(Records(records)),
-                results,
+                expires,
+                count: locations.len(),
+                jurisdictions: with_records.then_some(Records(records)),
+                results: results().collect(),
             })
             .expect("serialises");
             assert!(per_point.iter().any(|ids| ids.len() >= 2), "some point is covered twice");
             assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
+            // The streamed form: the head, then each point's new records and its result.
+            let line = |l: BatchLine<'_>| serde_json::to_string(&l).expect("serialises") + "\n";
+            let mut want = line(BatchLine::Batch(BatchHead { index_version: 7, expires, count: locations.len() }));
+            for (result, new) in results().zip(&fresh) {
+                if with_records {
+                    // The record as pre-rendered (`JurisdictionView`'s JSON).
+                    want.extend(new.iter().map(|json| format!("{{\"jurisdiction\":{}}}\n", json.get())));
+                }
+                want += &line(BatchLine::Result(result));
+            }
+            assert_eq!(String::from_utf8_lossy(&lines), want);
         }
+    }
+
+    /// The streamed form is chosen only when asked for, and not when JSON is preferred.
+    #[test]
+    fn wants_lines_negotiates() {
+        let ask = |accept: &[&str]| {
+            let mut h = HeaderMap::new();
+            for a in accept {
+                h.append(header::ACCEPT, HeaderValue::from_str(a).expect("a header value"));
+            }
+            wants_lines(&h)
+        };
+        assert!(!ask(&[]));
+        assert!(!ask(&["*/*"]));
+        assert!(!ask(&["application/json"]));
+        assert!(ask(&["application/x-ndjson"]));
+        assert!(ask(&["Application/NDJSON"]));
+        assert!(ask(&["application/json", "application/x-ndjson"]));
+        assert!(ask(&["application/json;q=0.5, application/x-ndjson"]));
+        assert!(!ask(&["application/json, application/x-ndjson;q=0.9"]));
+        assert!(!ask(&["application/x-ndjson;q=0"]));
+        assert!(ask(&["application/x-ndjson; charset=utf-8; q=0.8, */*;q=0.1"]));
+        assert!(!ask(&["application/x-ndjson;q=abc, application/json;q=1.5"]));
     }
 }

@@ -670,6 +670,14 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
+    // No Nagle delay: a streamed batch answer is written a chunk at a time,
+    // and with Nagle's algorithm on each chunk after the first waited for
+    // the client's (delayed, up to 40 ms) acknowledgement of the one before.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     let store = state.store.clone();
     tracing::info!(address = %local, backend = store.backend(), "listening");
     // On SIGTERM/SIGINT: stop the background tasks and accepting connections,

@@ -123,6 +123,49 @@ struct WorkerOut {
     answers: Vec<(usize, Vec<String>)>,
     latencies: Vec<Duration>,
     requests: usize,
+    /// Answers checked as they came ([`Check`]), and how many differed.
+    checked: usize,
+    mismatches: usize,
+}
+
+/// The reference answers of the timed batch phases: per point, the
+/// [`digest`] of its sorted ids (None: not asked). Those phases check every
+/// answer of every round against it as it arrives, from the ids borrowed
+/// from the answer, instead of keeping an owned copy of each answer (the
+/// copies were most of this client's work on a streamed batch, and only the
+/// last round's were compared). The untimed reference phases keep the ids
+/// themselves, for the disagreement examples.
+type Check = Option<Arc<Vec<Option<u64>>>>;
+
+/// A point's answer as one number: a hash of its ids, sorted.
+fn digest<S: AsRef<str>>(ids: &mut [S]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    ids.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    let mut h = std::hash::DefaultHasher::new();
+    for id in ids.iter() {
+        id.as_ref().hash(&mut h);
+    }
+    ids.len().hash(&mut h);
+    h.finish()
+}
+
+impl WorkerOut {
+    /// Keeps point `i`'s ids, or with a reference checks them against it.
+    fn answer<S: AsRef<str>>(&mut self, check: &Check, i: usize, mut ids: Vec<S>) {
+        match check {
+            Some(reference) => {
+                self.checked += 1;
+                if reference.get(i).copied().flatten() != Some(digest(&mut ids)) {
+                    self.mismatches += 1;
+                }
+            }
+            None => {
+                let mut ids: Vec<String> = ids.iter().map(|s| s.as_ref().to_owned()).collect();
+                ids.sort_unstable();
+                self.answers.push((i, ids));
+            }
+        }
+    }
 }
 
 /// One measured phase.
@@ -181,23 +224,27 @@ struct IdOnly {
     id: String,
 }
 
+/// A batch answer, its ids borrowed from the body.
 #[derive(Deserialize)]
-struct BatchAnswer {
-    results: Vec<BatchResult>,
+struct BatchAnswerRef<'a> {
+    #[serde(borrow)]
+    results: Vec<BatchResultRef<'a>>,
 }
 
 #[derive(Deserialize)]
-struct BatchResult {
-    jurisdictions: Vec<String>,
+struct BatchResultRef<'a> {
+    #[serde(borrow)]
+    jurisdictions: Vec<std::borrow::Cow<'a, str>>,
 }
 
 /// One line of a streamed batch answer (`Accept: application/x-ndjson`).
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum BatchLine {
+enum BatchLine<'a> {
     Batch(serde::de::IgnoredAny),
     Jurisdiction(serde::de::IgnoredAny),
-    Result(BatchResult),
+    #[serde(borrow)]
+    Result(BatchResultRef<'a>),
 }
 
 fn main() -> ExitCode {
@@ -312,8 +359,12 @@ fn finish(
     let mut lat = Vec::new();
     let mut requests = 0;
     let mut points = 0;
+    let (mut checked, mut mismatches) = (0, 0);
     for o in outs {
         requests += o.requests;
+        points += o.checked;
+        checked += o.checked;
+        mismatches += o.mismatches;
         lat.extend(o.latencies);
         for (i, ids) in o.answers {
             points += 1;
@@ -331,7 +382,7 @@ fn finish(
         secs,
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
-        mismatches: None,
+        mismatches: (checked > 0).then_some(mismatches),
         server_cpu: f64::NAN,
         client_cpu: f64::NAN,
     };
@@ -529,12 +580,14 @@ async fn http_post_phase(
     bodies: Arc<Vec<bytes::Bytes>>,
     n: usize,
     lines: bool,
+    check: Check,
 ) -> anyhow::Result<(Phase, Answers)> {
     let uri = http::Uri::from_static("/v1/resolve");
     let next = Arc::new(AtomicUsize::new(0));
     let states = http_conns(cfg, clients).await?;
     let (_, outs, secs) = run_workers(states, |mut conn| {
-        let (units, bodies, next, uri) = (units.clone(), bodies.clone(), next.clone(), uri.clone());
+        let (units, bodies, next, uri, check) =
+            (units.clone(), bodies.clone(), next.clone(), uri.clone(), check.clone());
         async move {
             let mut out = WorkerOut::default();
             loop {
@@ -542,9 +595,8 @@ async fn http_post_phase(
                 let Some(range) = units.get(u) else { break };
                 let t = Instant::now();
                 let mut got = 0;
-                let mut keep = |mut ids: Vec<String>| {
-                    ids.sort_unstable();
-                    out.answers.push((range.start + got, ids));
+                let mut keep = |ids: Vec<std::borrow::Cow<'_, str>>| {
+                    out.answer(&check, range.start + got, ids);
                     got += 1;
                 };
                 if lines {
@@ -557,7 +609,7 @@ async fn http_post_phase(
                     .await?;
                 } else {
                     let body = conn.call(http::Method::POST, &uri, Some(bodies[u].clone())).await?;
-                    let a: BatchAnswer = serde_json::from_slice(&body).context("a batch answer")?;
+                    let a: BatchAnswerRef = serde_json::from_slice(&body).context("a batch answer")?;
                     a.results.into_iter().for_each(|r| keep(r.jurisdictions));
                 }
                 out.latencies.push(t.elapsed());
@@ -637,11 +689,12 @@ async fn pg_set_phase(
     units: Arc<Vec<Range<usize>>>,
     pts: Arc<Vec<Pt>>,
     n: usize,
+    check: Check,
 ) -> anyhow::Result<(Phase, Answers)> {
     let next = Arc::new(AtomicUsize::new(0));
     let states: Vec<PgConnection> = conns.drain(..clients).collect();
     let (back, outs, secs) = run_workers(states, |mut conn| {
-        let (pts, next, units) = (pts.clone(), next.clone(), units.clone());
+        let (pts, next, units, check) = (pts.clone(), next.clone(), units.clone(), check.clone());
         async move {
             let mut out = WorkerOut::default();
             loop {
@@ -665,9 +718,8 @@ async fn pg_set_phase(
                     }
                     ids[k - range.start].push(id);
                 }
-                for (k, mut v) in range.zip(ids) {
-                    v.sort_unstable();
-                    out.answers.push((k, v));
+                for (k, v) in range.zip(ids) {
+                    out.answer(&check, k, v);
                 }
             }
             Ok((conn, out))
@@ -878,11 +930,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Reference answers (and warm-up of both sides): geowebdns batches,
     // PostGIS set-based joins, one client each, not reported as speed.
     let (_, gw_ref) =
-        http_post_phase(&cfg, "ref".into(), 1, batch_units.clone(), record_bodies.clone(), n, false).await?;
+        http_post_phase(&cfg, "ref".into(), 1, batch_units.clone(), record_bodies.clone(), n, false, None).await?;
     let one = Arc::new(split(n, 1));
-    let (_, pg_ref) = pg_set_phase("ref".into(), &mut conns, 1, TABLE_PLAIN, true, one.clone(), pts.clone(), n).await?;
+    let (_, pg_ref) =
+        pg_set_phase("ref".into(), &mut conns, 1, TABLE_PLAIN, true, one.clone(), pts.clone(), n, None).await?;
     let (_, pg_pieces_ref) =
-        pg_set_phase("ref".into(), &mut conns, 1, TABLE_PIECES, true, one.clone(), pts.clone(), n).await?;
+        pg_set_phase("ref".into(), &mut conns, 1, TABLE_PIECES, true, one.clone(), pts.clone(), n, None).await?;
     let disagree = diff(&gw_ref, &pg_ref);
     let pieces_vs_plain = diff(&pg_ref, &pg_pieces_ref);
     let hits: usize = gw_ref.iter().flatten().map(|v| v.len()).sum();
@@ -911,9 +964,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let mut phases: Vec<Phase> = Vec::new();
     let check = |mut p: Phase, a: &Answers| {
-        p.mismatches = Some(diff(a, &gw_ref).len());
+        // Phases that checked their answers as they came have a count already.
+        p.mismatches = Some(p.mismatches.unwrap_or(0) + diff(a, &gw_ref).len());
         p
     };
+    let reference: Check =
+        Some(Arc::new(gw_ref.iter().map(|ids| ids.as_ref().map(|ids| digest(&mut ids.clone()))).collect()));
     for &c in &cfg.clients {
         // Floors of the two clients.
         let (p, _) = timed!(
@@ -958,15 +1014,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         phases.push(check(p, &a));
         // Batches.
         // The fast batch phases run the point set `rounds` times
-        // (geowebdns's `http_rounds` times; each round answers every point
-        // again; the answers kept are compared).
+        // (geowebdns's `http_rounds` times); every answer of every round is
+        // checked against the reference as it arrives.
         // Each batch form twice: the JSON answer, read whole, and the
         // streamed one (NDJSON), read as it arrives.
         for (what, bodies) in [("ids", &rep_ids_bodies), ("records", &rep_record_bodies)] {
             for lines in [false, true] {
                 let name = batch_name(&format!("{what}{}", if lines { ", streamed" } else { "" }));
-                let (p, a) =
-                    timed!(http_post_phase(&cfg, name, c, http_units.clone(), bodies.clone(), n, lines).await?);
+                let (p, a) = timed!(
+                    http_post_phase(&cfg, name, c, http_units.clone(), bodies.clone(), n, lines, reference.clone())
+                        .await?
+                );
                 phases.push(check(p, &a));
             }
         }
@@ -981,6 +1039,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 shares.clone(),
                 pts.clone(),
                 n,
+                reference.clone(),
             )
             .await?
         );
@@ -995,6 +1054,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 shares.clone(),
                 pts.clone(),
                 n,
+                reference.clone(),
             )
             .await?
         );
@@ -1009,6 +1069,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 batch_units.clone(),
                 pts.clone(),
                 n,
+                reference.clone(),
             )
             .await?
         );
@@ -1023,6 +1084,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 batch_units.clone(),
                 pts.clone(),
                 n,
+                reference.clone(),
             )
             .await?
         );
@@ -1037,6 +1099,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 rep_units.clone(),
                 pts.clone(),
                 n,
+                reference.clone(),
             )
             .await?
         );

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{call, call_with, get, post_json, writable, Answer, Backend};
+use common::{call, call_with, get, post_json, send, writable, Answer, Backend};
 use geowebdns::Settings;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -296,6 +296,28 @@ async fn real_answers_validate_against_their_documented_schemas() {
     let batch = r#"{"points": [{"lat": 39.1653, "lon": -86.5264, "id": "a"}, {"lat": -39.5, "long": -19.5, "id": 7}, {"lat": 0, "lon": -150}], "tier": "country,special_district"}"#;
     let a = post_json(s, "/v1/resolve", batch).await.expect(200);
     c.check("POST", "/v1/resolve", &a);
+    // The streamed form: every line validates against the documented line schema.
+    let req = axum::http::Request::post("/v1/resolve")
+        .header("content-type", "application/json")
+        .header("accept", "application/x-ndjson")
+        .body(axum::body::Body::from(batch))
+        .unwrap();
+    let a = send(s, req).await.expect(200);
+    let schema = c.schema("POST", "/v1/resolve", 200, "application/x-ndjson");
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let lines: Vec<Value> =
+        String::from_utf8(a.raw.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines[0]["batch"]["count"] == 3, "the head first: {}", lines[0]);
+    assert_eq!(lines.iter().filter(|l| l.get("result").is_some()).count(), 3);
+    assert!(lines.iter().filter(|l| l.get("jurisdiction").is_some()).count() >= 2, "USA and the square");
+    for wrong in [json!({"neither": 1}), json!({"result": {"location": {"lat": 1, "lon": 2}, "jurisdictions": [7]}})] {
+        assert!(!validator.is_valid(&wrong), "the line schema refuses {wrong}");
+    }
+    for line in &lines {
+        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "POST /v1/resolve (NDJSON): {errors:#?}\nline {line}");
+    }
+    c.checked += 1;
     let a = get(s, "/v1/jurisdictions?limit=3&tier=county").await.expect(200);
     c.check("GET", "/v1/jurisdictions", &a);
     let a = get(s, "/v1/jurisdictions/t:square").await.expect(200);

@@ -572,6 +572,7 @@ fn parse_none(_: &[u8]) -> anyhow::Result<Option<Vec<String>>> {
 /// `POST /v1/resolve` of pre-built bodies, one per unit (a range of points):
 /// the JSON answer read whole, or with `lines` the streamed answer read
 /// line by line as it arrives.
+#[allow(clippy::too_many_arguments)]
 async fn http_post_phase(
     cfg: &Config,
     name: String,

@@ -440,7 +440,7 @@ impl BatchWriter {
         } else {
             Vec::new()
         };
-        let size: usize = records.iter().map(|e| e.json.get().len() * 2 + 2).sum();
+        let size: usize = records.iter().map(|e| e.id_json().len() + e.json.get().len() + 2).sum();
         // Sized once: growing a ~100 kB answer by doubling copied it ~10 times.
         let mut out = Vec::with_capacity(160 + expires.len() + size + self.out.len());
         out.extend_from_slice(b"{\"index_version\":");

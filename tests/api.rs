@@ -294,6 +294,7 @@ async fn a_streamed_batch_matches_the_json_answer() {
         let a = send(&s, lines_of(&body)).await.expect(200);
         assert_eq!(a.header("content-type"), "application/x-ndjson");
         assert!(a.header("vary").contains("Accept"), "{:?}", a.headers);
+        assert_eq!(a.header("x-accel-buffering"), "no", "proxies pass the stream on as it comes");
         assert_ne!(a.header("etag"), json.header("etag"), "the two forms are different representations");
         let text = String::from_utf8(a.raw.clone()).unwrap();
         assert!(text.ends_with('\n'));

@@ -649,6 +649,8 @@ pub(crate) async fn resolve_many(
     if lines {
         writer.head(&snapshot, &cache::expires(&state), locations.len())?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+        // Tells nginx to pass the lines on as they come instead of buffering the answer.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         let body = BatchLines { snapshot, req, locations, writer, next: 0, yielded: false };
         let mut res = (headers, axum::body::Body::new(body)).into_response();
         res.extensions_mut().insert(crate::limits::Streamed);

@@ -205,7 +205,12 @@ async function drawJurisdiction(record) {
 
 // ---------------------------------------------------------------- jurisdiction panel
 
+// Which openJurisdiction call is the latest: an answer that arrives after
+// another jurisdiction was opened must not draw over it.
+let opening = 0;
+
 async function openJurisdiction(id) {
+  const mine = ++opening;
   const panel = $('#jurisdiction-panel');
   panel.hidden = false;
   $('#endpoint-editor').hidden = true;
@@ -220,11 +225,13 @@ async function openJurisdiction(id) {
   try {
     ({ body: record } = await api(`/v1/jurisdictions/${seg(id)}`, { auth: false }));
   } catch (p) {
+    if (mine !== opening) return;
     $('#jp-meta').textContent = '';
     showProblem($('#jp-error'), explain(p));
     say(explain(p), 'error');
     return;
   }
+  if (mine !== opening) return;
   state.current = { record, endpoints: [], forbidden: false };
   $('#jp-title').textContent = record.name;
   const chainText = h('span');
@@ -240,12 +247,14 @@ async function loadEndpoints() {
   if (!cur) return;
   try {
     const { body } = await api(`/admin/v1/jurisdictions/${seg(cur.record.id)}/endpoints`);
+    if (state.current !== cur) return; // another jurisdiction was opened meanwhile
     cur.endpoints = Array.isArray(body.items) ? body.items : [];
     $('#jp-error').hidden = true;
     $('#jp-body').hidden = false;
     renderEndpoints();
   } catch (p) {
     if (handleAuthLoss(p)) return;
+    if (state.current !== cur) return;
     cur.forbidden = p instanceof ApiProblem && p.status === 403;
     $('#jp-body').hidden = true;
     const msg = cur.forbidden

@@ -1,6 +1,7 @@
 //! Public, unauthenticated routes: point resolution, jurisdiction lookup and
 //! health. Each answer reads one index snapshot from start to end.
 
+mod batch_body;
 pub mod cache;
 pub mod changes;
 pub mod discovery;

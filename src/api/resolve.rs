@@ -3,6 +3,7 @@
 //! first), then larger area first, then id. A point on a boundary counts as
 //! inside. No match is a 200 with an empty list.
 
+use super::batch_body::{self, Batch};
 use super::cache;
 use super::locate::{self, Hit, HitJson, LocateOptions};
 use super::params::{self, Location, TierSet};
@@ -251,42 +252,6 @@ pub(crate) struct BatchHead<'a> {
     count: usize,
 }
 
-fn validate_points(req: &BatchRequest, max: usize) -> Result<Vec<Location>, ApiError> {
-    if req.points.is_empty() {
-        return Err(ApiError::field("points", "`points` must hold at least one point"));
-    }
-    if req.points.len() > max {
-        return Err(ApiError::BadRequest {
-            code: "batch_too_large",
-            detail: format!("a batch holds at most {max} points, got {}", req.points.len()),
-            field: Some("points".into()),
-        });
-    }
-    // The field names (`points[7].lat`) are formatted only for an error:
-    // formatting them for every point was ~9 % of a 1,000-point batch.
-    let in_range = |v: f64, min: f64, max: f64| v.is_finite() && (min..=max).contains(&v);
-    let mut out = Vec::with_capacity(req.points.len());
-    for (i, p) in req.points.iter().enumerate() {
-        let lat = p.lat.ok_or_else(|| ApiError::missing(&format!("points[{i}].lat")))?;
-        if !in_range(lat, -90.0, 90.0) {
-            params::check_coordinate(&format!("points[{i}].lat"), lat, -90.0, 90.0)?;
-        }
-        let (name, lon) = match (p.lon, p.long) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::field(format!("points[{i}].lon"), "give either `lon` or `long`, not both"))
-            }
-            (Some(v), None) => ("lon", v),
-            (None, Some(v)) => ("long", v),
-            (None, None) => return Err(ApiError::missing(&format!("points[{i}].lon"))),
-        };
-        if !in_range(lon, -180.0, 180.0) {
-            params::check_coordinate(&format!("points[{i}].{name}"), lon, -180.0, 180.0)?;
-        }
-        out.push(Location { lat, lon });
-    }
-    Ok(out)
-}
-
 /// Points a batch resolves and renders between yields to the runtime
 /// (~0.1 ms of work), and the points of one streamed chunk.
 const CHUNK: usize = 256;
@@ -348,12 +313,12 @@ struct Known {
 }
 
 impl BatchWriter {
-    fn new(snapshot: &Snapshot, req: &BatchRequest, tiers: Option<TierSet>, lines: bool) -> Self {
-        let per_chunk = if lines { CHUNK } else { req.points.len() };
+    fn new(snapshot: &Snapshot, batch: &Batch, tiers: Option<TierSet>, lines: bool) -> Self {
+        let per_chunk = if lines { CHUNK } else { batch.locations.len() };
         Self {
             tiers,
             lines,
-            records: req.records != Some(false),
+            records: batch.records,
             seen: vec![0; snapshot.slot_bound()],
             known: Vec::new(),
             ids: Vec::new(),
@@ -368,23 +333,18 @@ impl BatchWriter {
 
     /// NDJSON: writes the head line, which opens the stream.
     fn head(&mut self, snapshot: &Snapshot, expires: &str, count: usize) -> Result<(), ApiError> {
-        let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
-        let out = &mut self.out;
-        out.extend_from_slice(b"{\"batch\":{\"index_version\":");
-        serde_json::to_writer(&mut *out, &snapshot.version()).map_err(internal)?;
-        out.extend_from_slice(b",\"expires\":");
-        serde_json::to_writer(&mut *out, expires).map_err(internal)?;
-        out.extend_from_slice(b",\"count\":");
-        serde_json::to_writer(&mut *out, &count).map_err(internal)?;
-        out.extend_from_slice(b"}}\n");
+        self.out.extend_from_slice(b"{\"batch\":");
+        write_frame(&mut self.out, snapshot, expires, count)?;
+        self.out.extend_from_slice(b"}}\n");
         Ok(())
     }
 
-    /// Resolves the next points of the batch (all of a chunk's points side
-    /// by side, so that the index's cache misses overlap) and writes their
-    /// results.
-    fn add(&mut self, snapshot: &Snapshot, req: &BatchRequest, locations: &[Location]) -> Result<(), ApiError> {
+    /// Resolves the batch's next `n` points (side by side, so that the
+    /// index's cache misses overlap) and writes their results.
+    fn add(&mut self, snapshot: &Snapshot, batch: &Batch, n: usize) -> Result<(), ApiError> {
         let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+        let locations = batch.locations.get(self.done..).unwrap_or(&[]);
+        let locations = &locations[..n.min(locations.len())];
         self.points.clear();
         self.points.extend(locations.iter().map(|l| Coord { x: l.lon, y: l.lat }));
         snapshot.resolve_many(&self.points, &mut self.slots, &mut self.ends);
@@ -427,7 +387,7 @@ impl BatchWriter {
                 out.push(b',');
             }
             out.push(b'{');
-            if let Some(id) = req.points.get(*done).and_then(|p| p.id.as_ref()) {
+            if let Some(id) = batch.id(*done) {
                 out.extend_from_slice(b"\"id\":");
                 serde_json::to_writer(&mut *out, id).map_err(internal)?;
                 out.push(b',');
@@ -460,7 +420,6 @@ impl BatchWriter {
 
     /// JSON: the whole answer: the frame, the records, the results.
     fn finish(self, snapshot: &Snapshot, expires: &str) -> Result<Vec<u8>, ApiError> {
-        let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
         let tiers = self.tiers;
         let records: Vec<(&Known, &crate::index::Entry)> = if self.records {
             let shown = self.known.iter().filter(|j| tiers.is_none_or(|t| t.contains(j.tier)));
@@ -471,12 +430,7 @@ impl BatchWriter {
         let size: usize = records.iter().map(|(j, e)| j.id.len() + e.json.get().len() + 2).sum();
         // Sized once: growing a ~100 kB answer by doubling copied it ~10 times.
         let mut out = Vec::with_capacity(160 + expires.len() + size + self.out.len());
-        out.extend_from_slice(b"{\"index_version\":");
-        serde_json::to_writer(&mut out, &snapshot.version()).map_err(internal)?;
-        out.extend_from_slice(b",\"expires\":");
-        serde_json::to_writer(&mut out, expires).map_err(internal)?;
-        out.extend_from_slice(b",\"count\":");
-        serde_json::to_writer(&mut out, &self.done).map_err(internal)?;
+        write_frame(&mut out, snapshot, expires, self.done)?;
         if self.records {
             out.extend_from_slice(b",\"jurisdictions\":{");
             for (i, (j, e)) in records.iter().enumerate() {
@@ -496,6 +450,19 @@ impl BatchWriter {
     }
 }
 
+/// Opens a batch answer's object (the JSON document, or the NDJSON head's
+/// `batch` member) with its `index_version`, `expires` and `count`.
+fn write_frame(out: &mut Vec<u8>, snapshot: &Snapshot, expires: &str, count: usize) -> Result<(), ApiError> {
+    let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+    out.extend_from_slice(b"{\"index_version\":");
+    serde_json::to_writer(&mut *out, &snapshot.version()).map_err(internal)?;
+    out.extend_from_slice(b",\"expires\":");
+    serde_json::to_writer(&mut *out, expires).map_err(internal)?;
+    out.extend_from_slice(b",\"count\":");
+    serde_json::to_writer(&mut *out, &count).map_err(internal)?;
+    Ok(())
+}
+
 /// Resolves every point against one snapshot and renders the answer, in
 /// one go (`chunk` points at a time): the JSON document, or the NDJSON
 /// stream's lines joined.
@@ -503,19 +470,18 @@ impl BatchWriter {
 fn answer_batch(
     snapshot: &Snapshot,
     expires: &str,
-    req: &BatchRequest,
-    locations: &[Location],
+    batch: &Batch,
     tiers: Option<TierSet>,
     chunk: usize,
     lines: bool,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut w = BatchWriter::new(snapshot, req, tiers, lines);
+    let mut w = BatchWriter::new(snapshot, batch, tiers, lines);
     let mut streamed = Vec::new();
     if lines {
-        w.head(snapshot, expires, locations.len())?;
+        w.head(snapshot, expires, batch.locations.len())?;
     }
-    for part in locations.chunks(chunk.max(1)) {
-        w.add(snapshot, req, part)?;
+    for part in batch.locations.chunks(chunk.max(1)) {
+        w.add(snapshot, batch, part.len())?;
         if lines {
             streamed.extend_from_slice(&w.take());
         }
@@ -535,11 +501,8 @@ fn answer_batch(
 /// deadline are carried over to the body by [`crate::limits::Streamed`].
 struct BatchLines {
     snapshot: Arc<Snapshot>,
-    req: BatchRequest,
-    locations: Vec<Location>,
+    batch: Batch,
     writer: BatchWriter,
-    /// Points written so far.
-    next: usize,
     /// Whether the last poll gave the runtime its turn.
     yielded: bool,
 }
@@ -554,26 +517,24 @@ impl axum::body::HttpBody for BatchLines {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         use std::task::Poll;
         let this = self.get_mut();
-        let Some(part) = this.locations.get(this.next..).filter(|rest| !rest.is_empty()) else {
+        if this.is_end_stream() {
             return Poll::Ready(None);
-        };
-        if this.next > 0 && !this.yielded {
+        }
+        if this.writer.done > 0 && !this.yielded {
             this.yielded = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         this.yielded = false;
-        let part = &part[..part.len().min(CHUNK)];
-        if let Err(e) = this.writer.add(&this.snapshot, &this.req, part) {
+        if let Err(e) = this.writer.add(&this.snapshot, &this.batch, CHUNK) {
             // Not reached (writing to memory); the client sees the stream cut short.
             return Poll::Ready(Some(Err(e.to_string().into())));
         }
-        this.next += part.len();
         Poll::Ready(Some(Ok(http_body::Frame::data(this.writer.take()))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.next >= self.locations.len()
+        self.writer.done >= self.batch.locations.len()
     }
 }
 
@@ -587,29 +548,35 @@ fn plain_json(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Reads the batch body. axum's `Json` deserialises through
+/// Reads and checks the batch body. axum's `Json` deserialises through
 /// `serde_path_to_error` to name the field at fault, which made parsing ~23 %
 /// of a 1,000-point batch's CPU (profiled under `benches/load.sh`). So a
-/// plain `application/json` body is parsed with `serde_json` directly, and
-/// anything else, or a body that does not parse, goes through axum's `Json`
-/// as before: every error answer (415, 413, 400 with the JSON path) is
-/// unchanged.
-async fn batch_body(req: axum::extract::Request, state: &AppState) -> Result<BatchRequest, ApiError> {
+/// plain `application/json` body of the common shape is read by
+/// [`batch_body::quick`], anything else of that type by `serde_json`
+/// directly, and anything else, or a body that does not parse, goes through
+/// axum's `Json` as before: every error answer (415, 413, 400 with the JSON
+/// path or the point at fault) is unchanged.
+async fn batch_body(req: axum::extract::Request, state: &AppState) -> Result<Batch, ApiError> {
     use axum::extract::FromRequest;
+    let max = state.settings.max_batch;
     if !plain_json(req.headers()) {
         let Json(body) = Json::<BatchRequest>::from_request(req, state).await?;
-        return Ok(body);
+        return batch_body::validate(body, max);
     }
     let bytes = axum::body::Bytes::from_request(req, state)
         .await
         .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
-    match serde_json::from_slice::<BatchRequest>(&bytes) {
-        Ok(body) => Ok(body),
-        Err(_) => match axum::Json::<BatchRequest>::from_bytes(&bytes) {
-            Ok(axum::Json(body)) => Ok(body),
-            Err(rejection) => Err(ApiError::from(rejection)),
-        },
+    if let Some(batch) = batch_body::quick(&bytes, max) {
+        return Ok(batch);
     }
+    let body = match serde_json::from_slice::<BatchRequest>(&bytes) {
+        Ok(body) => body,
+        Err(_) => match axum::Json::<BatchRequest>::from_bytes(&bytes) {
+            Ok(axum::Json(body)) => body,
+            Err(rejection) => return Err(ApiError::from(rejection)),
+        },
+    };
+    batch_body::validate(body, max)
 }
 
 /// Every jurisdiction serving each of many points, as one JSON document or
@@ -633,9 +600,8 @@ pub(crate) async fn resolve_many(
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let lines = wants_lines(req.headers());
-    let req = batch_body(req, &state).await?;
-    let locations = validate_points(&req, state.settings.max_batch)?;
-    let tiers = match &req.tier {
+    let batch = batch_body(req, &state).await?;
+    let tiers = match &batch.tier {
         Some(t) => params::tiers(&[("tier", t)])?,
         None => None,
     };
@@ -645,13 +611,13 @@ pub(crate) async fn resolve_many(
     // compare answers, and differs between the two forms.
     let mut headers = cache::headers(&state, &cache::etag((if lines { "batch-lines" } else { "batch" }, version)));
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding, Accept"));
-    let mut writer = BatchWriter::new(&snapshot, &req, tiers, lines);
+    let mut writer = BatchWriter::new(&snapshot, &batch, tiers, lines);
     if lines {
-        writer.head(&snapshot, &cache::expires(&state), locations.len())?;
+        writer.head(&snapshot, &cache::expires(&state), batch.locations.len())?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
         // Tells nginx to pass the lines on as they come instead of buffering the answer.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        let body = BatchLines { snapshot, req, locations, writer, next: 0, yielded: false };
+        let body = BatchLines { snapshot, batch, writer, yielded: false };
         let mut res = (headers, axum::body::Body::new(body)).into_response();
         res.extensions_mut().insert(crate::limits::Streamed);
         return Ok(res);
@@ -659,11 +625,11 @@ pub(crate) async fn resolve_many(
     // A large batch gives the other requests on its thread a turn between
     // chunks. (It ran on the blocking pool before: handing it there and
     // back cost ~5 % of a 1,000-point batch's CPU.)
-    for (i, part) in locations.chunks(CHUNK).enumerate() {
+    for (i, part) in batch.locations.chunks(CHUNK).enumerate() {
         if i > 0 {
             tokio::task::yield_now().await;
         }
-        writer.add(&snapshot, &req, part)?;
+        writer.add(&snapshot, &batch, part.len())?;
     }
     let body = writer.finish(&snapshot, &cache::expires(&state))?;
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -770,19 +736,20 @@ mod tests {
             {"lat": 50.0, "lon": 50.0, "id": 17},
             {"lat": 0.25, "lon": 0.75}
         ]}"#;
-        let mut req: BatchRequest = serde_json::from_str(body).expect("a batch");
-        let locations = validate_points(&req, 100).expect("valid");
+        let req: BatchRequest = serde_json::from_str(body).expect("a batch");
+        let mut batch = batch_body::validate(req, 100).expect("valid");
+        let locations = batch.locations.clone();
         for (tiers, records_flag) in
             [(None, None), (params::tiers(&[("tier", "state,place")]).expect("tiers"), Some(true)), (None, Some(false))]
         {
-            req.records = records_flag;
+            batch.records = records_flag != Some(false);
             let expires = "2026-11-26T13:20:55Z";
-            let ours = answer_batch(&snapshot, expires, &req, &locations, tiers, CHUNK, false).expect("renders");
-            let lines = answer_batch(&snapshot, expires, &req, &locations, tiers, CHUNK, true).expect("renders");
+            let ours = answer_batch(&snapshot, expires, &batch, tiers, CHUNK, false).expect("renders");
+            let lines = answer_batch(&snapshot, expires, &batch, tiers, CHUNK, true).expect("renders");
             for chunk in [1, 2, 3] {
-                let parts = answer_batch(&snapshot, expires, &req, &locations, tiers, chunk, false);
+                let parts = answer_batch(&snapshot, expires, &batch, tiers, chunk, false);
                 assert_eq!(parts.expect("renders"), ours, "chunks of {chunk}");
-                let parts = answer_batch(&snapshot, expires, &req, &locations, tiers, chunk, true);
+                let parts = answer_batch(&snapshot, expires, &batch, tiers, chunk, true);
                 assert_eq!(parts.expect("renders"), lines, "streamed in chunks of {chunk}");
             }
             // The reference: records in first-seen order, ids per point.
@@ -807,8 +774,8 @@ mod tests {
                 fresh.push(new);
             }
             let results = || {
-                locations.iter().zip(&req.points).zip(&per_point).map(|((loc, p), ids)| BatchResult {
-                    id: p.id.as_ref(),
+                locations.iter().enumerate().zip(&per_point).map(|((i, loc), ids)| BatchResult {
+                    id: batch.id(i),
                     location: *loc,
                     jurisdictions: ids,
                 })

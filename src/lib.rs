@@ -247,8 +247,7 @@ async fn edge(
     } else {
         public_cors(&state, req, next).await
     };
-    tracked.finish(&res);
-    res
+    tracked.finish(res)
 }
 
 /// The limits, then the handler under the request timeout (and a streamed

@@ -7,8 +7,8 @@
 //! | metric | type | labels | what |
 //! |---|---|---|---|
 //! | `geowebdns_http_requests_total` | counter | `route`, `method`, `status` | answered requests |
-//! | `geowebdns_http_request_duration_seconds` | histogram | `route`, `method` | time to the response head |
-//! | `geowebdns_http_requests_in_flight` | gauge | | requests being answered |
+//! | `geowebdns_http_request_duration_seconds` | histogram | `route`, `method` | time to the response head; for a streamed batch answer, to the end of its body |
+//! | `geowebdns_http_requests_in_flight` | gauge | | requests being answered (a streamed answer until its body ends) |
 //! | `geowebdns_http_refused_total` | counter | `reason` | requests refused by a limit |
 //! | `geowebdns_index_version` | gauge | | change-log `seq` of the snapshot answering |
 //! | `geowebdns_index_jurisdictions`, `_polygons`, `_vertices`, `_endpoints` | gauge | | snapshot size |
@@ -283,13 +283,16 @@ pub fn route_label(req: &Request) -> String {
 }
 
 /// One request being counted: in flight from [`Tracked::start`] until
-/// [`Tracked::finish`] (or until dropped, when the request is cancelled).
+/// [`Tracked::finish`] (or until dropped, when the request is cancelled);
+/// a streamed answer ([`crate::limits::Streamed`]) until its body ends.
 pub struct Tracked<'a> {
     metrics: &'a Metrics,
     started: Instant,
     /// The route template (a shared string, cloned without copying), or `None` for `unmatched`.
     route: Option<MatchedPath>,
     method: &'static str,
+    /// Whether a streamed answer's body took over the in-flight count.
+    handed_over: bool,
 }
 
 impl<'a> Tracked<'a> {
@@ -301,21 +304,83 @@ impl<'a> Tracked<'a> {
             started: Instant::now(),
             route: req.extensions().get::<MatchedPath>().cloned(),
             method: method_label(req.method()),
+            handed_over: false,
         }
     }
 
-    /// Records the answer's status and the time to it.
-    pub fn finish(self, res: &Response) {
+    /// Records the answer's status and the time to it. A streamed answer
+    /// does its work as its body is sent: it stays in flight, and its time
+    /// runs, until the body ends or is dropped ([`TimedBody`]).
+    pub fn finish(mut self, res: Response) -> Response {
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let m = self.metrics;
-        m.durations.with_label_values(&[route, self.method]).observe(self.started.elapsed().as_secs_f64());
         m.requests.with_label_values(&[route, self.method, res.status().as_str()]).inc();
+        let duration = m.durations.with_label_values(&[route, self.method]);
+        if res.extensions().get::<crate::limits::Streamed>().is_none() {
+            duration.observe(self.started.elapsed().as_secs_f64());
+            return res;
+        }
+        // The body takes over the in-flight count from here.
+        let (in_flight, started) = (m.in_flight.clone(), self.started);
+        self.handed_over = true;
+        res.map(|inner| axum::body::Body::new(TimedBody { inner, started, duration: Some(duration), in_flight }))
+    }
+}
+
+/// A streamed answer's body, counted in flight until it is dropped and
+/// timed until it ends (or is dropped, when the client goes away).
+struct TimedBody {
+    inner: axum::body::Body,
+    started: Instant,
+    /// Observed once, then `None`.
+    duration: Option<Histogram>,
+    in_flight: IntGauge,
+}
+
+impl TimedBody {
+    fn observe(&mut self) {
+        if let Some(h) = self.duration.take() {
+            h.observe(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl axum::body::HttpBody for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None | Some(Err(_))) = polled {
+            self.observe();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TimedBody {
+    fn drop(&mut self) {
+        self.observe();
+        self.in_flight.dec();
     }
 }
 
 impl Drop for Tracked<'_> {
     fn drop(&mut self) {
-        self.metrics.in_flight.dec();
+        if !self.handed_over {
+            self.metrics.in_flight.dec();
+        }
     }
 }
 

@@ -134,6 +134,40 @@ async fn a_streamed_batch_holds_its_slot_until_its_body_ends() {
     send(&t.state, from("10.1.1.2:1000", AT_BLOOMINGTON)).await.expect(200);
 }
 
+/// A streamed answer is counted in flight, and timed, until its body ends
+/// or is dropped, not only until its head.
+#[tokio::test]
+async fn a_streamed_batch_is_in_flight_and_timed_until_its_body_ends() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let t = state_on(Backend::Sqlite, Settings::default()).await.unwrap();
+    let scrape = || async {
+        let metrics = common::get(&t.state, "/metrics").await.expect(200);
+        String::from_utf8_lossy(&metrics.raw).into_owned()
+    };
+    let has = |text: &str, line: &str| text.lines().any(|l| l == line);
+    const IN_FLIGHT: &str = "geowebdns_http_requests_in_flight";
+    const TIMED: &str = "geowebdns_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/resolve\"}";
+    for read in [true, false] {
+        let res = geowebdns::app(t.state.clone()).oneshot(streamed_batch("10.1.1.1:1000", 1000)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        // The answer, and the scrape itself.
+        let text = scrape().await;
+        assert!(has(&text, &format!("{IN_FLIGHT} 2")), "{text}");
+        let before = usize::from(!read);
+        assert!(has(&text, &format!("{TIMED} {before}")), "{text}");
+        if read {
+            res.into_body().collect().await.unwrap();
+        } else {
+            // A client that goes away before the end.
+            drop(res);
+        }
+        let text = scrape().await;
+        assert!(has(&text, &format!("{IN_FLIGHT} 1")), "{text}");
+        assert!(has(&text, &format!("{TIMED} {}", before + 1)), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn a_streamed_batch_past_its_deadline_is_cut_short() {
     use http_body_util::BodyExt;

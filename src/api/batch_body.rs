@@ -214,42 +214,18 @@ impl<'a> Reader<'a> {
     /// A JSON number's text (RFC 8259 grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`).
     fn number_text(&mut self) -> Option<&'a str> {
         self.ws();
-        let b = self.b;
         let start = self.i;
-        let mut i = start;
-        let digits = |mut i: usize| {
-            let from = i;
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            (i > from).then_some(i)
-        };
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        i = match b.get(i)? {
-            b'0' => i + 1,
-            b'1'..=b'9' => digits(i)?,
-            _ => return None,
-        };
-        if b.get(i) == Some(&b'.') {
-            i = digits(i + 1)?;
-        }
-        if let Some(b'e' | b'E') = b.get(i) {
-            i += 1;
-            if let Some(b'+' | b'-') = b.get(i) {
-                i += 1;
-            }
-            i = digits(i)?;
-        }
-        self.i = i;
-        self.s.get(start..i)
+        let (_, end) = number_at(self.s, start)?;
+        self.i = end;
+        self.s.get(start..end)
     }
 
     /// A finite number, correctly rounded (as serde_json's `float_roundtrip` reads it).
     fn number(&mut self) -> Option<f64> {
-        let text = self.number_text()?;
-        fast_number(text).or_else(|| text.parse::<f64>().ok()).filter(|v| v.is_finite())
+        self.ws();
+        let (v, end) = number_at(self.s, self.i)?;
+        self.i = end;
+        Some(v).filter(|v| v.is_finite())
     }
 
     /// The `points` array: each point checked and stored as it is read.
@@ -318,43 +294,80 @@ const EXACT_POWERS: [f64; 23] = [
     1e21, 1e22,
 ];
 
-/// The value of a JSON number's text with at most 15 digits and a
-/// decimal exponent within ±22, as a coordinate is written (`-74.006015`);
-/// `None` for any other. Such a number is `m × 10^e` with `m` and `10^|e|`
-/// both exact in an `f64`, so one IEEE multiplication or division gives
-/// the correctly rounded value (Clinger's fast path, which
-/// `str::parse::<f64>` also takes, after a separate pass over the digits):
-/// ~3 % of a batch's CPU.
-fn fast_number(text: &str) -> Option<f64> {
-    let b = text.as_bytes();
-    let (negative, mut i) = if b.first() == Some(&b'-') { (true, 1) } else { (false, 0) };
-    let (mut m, mut digits, mut scale) = (0_u64, 0_u32, 0_i32);
-    let mut fraction = false;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'0'..=b'9' => {
-                m = m * 10 + u64::from(c - b'0');
-                digits += 1;
-                if digits > 15 {
-                    return None;
-                }
-                if fraction {
-                    scale -= 1;
-                }
-            }
-            b'.' => fraction = true,
-            // An exponent: the slow path.
-            _ => return None,
-        }
+/// Reads the JSON number that starts at byte `start` of `s` (RFC 8259
+/// grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`): its value, correctly rounded, and
+/// where it ends. Checking the grammar and gathering the digits is one pass.
+/// A number of at most 15 digits without an exponent, as a coordinate is
+/// written (`-74.006015`), is `m / 10^k` with `m` and `10^k` both exact in
+/// an `f64`, so one IEEE division gives the correctly rounded value
+/// (Clinger's fast path, which `str::parse::<f64>` also takes, after
+/// another pass over the digits); any other goes through `str::parse`.
+fn number_at(s: &str, start: usize) -> Option<(f64, usize)> {
+    let b = s.as_bytes();
+    let mut i = start;
+    let negative = b.get(i) == Some(&b'-');
+    if negative {
         i += 1;
     }
-    let v = m as f64;
-    let v = match usize::try_from(scale.unsigned_abs()).ok().and_then(|e| EXACT_POWERS.get(e)) {
-        Some(p) if scale < 0 => v / p,
-        Some(p) => v * p,
-        None => return None,
+    // The digits' value while there are at most 15 (then < 2^53), their
+    // number, and how many follow the decimal point.
+    let (mut m, mut digits, mut fraction) = (0_u64, 0_usize, 0_usize);
+    // Gathers a run of digits from `i` on; returns how many.
+    let gather = |i: &mut usize, m: &mut u64, digits: &mut usize| {
+        let from = *i;
+        while let Some(&c) = b.get(*i).filter(|c| c.is_ascii_digit()) {
+            if *digits < 15 {
+                *m = *m * 10 + u64::from(c - b'0');
+            }
+            *digits += 1;
+            *i += 1;
+        }
+        *i - from
     };
-    Some(if negative { -v } else { v })
+    match b.get(i)? {
+        b'0' => {
+            i += 1;
+            digits += 1;
+        }
+        b'1'..=b'9' => {
+            gather(&mut i, &mut m, &mut digits);
+        }
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        fraction = gather(&mut i, &mut m, &mut digits);
+        if fraction == 0 {
+            return None;
+        }
+    }
+    let mut exact = digits <= 15;
+    if let Some(b'e' | b'E') = b.get(i) {
+        exact = false;
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let from = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == from {
+            return None;
+        }
+    }
+    let v = match EXACT_POWERS.get(fraction) {
+        Some(p) if exact => {
+            let v = m as f64 / p;
+            if negative {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => s.get(start..i)?.parse().ok()?,
+    };
+    Some((v, i))
 }
 
 #[cfg(test)]
@@ -386,9 +399,34 @@ mod tests {
         true
     }
 
-    /// The fast path reads every number it takes as `str::parse` does, bit for bit.
+    /// The value of `text` when it is one whole number taken by the fast
+    /// path (at most 15 digits, no exponent), else `None`.
+    fn fast_number(text: &str) -> Option<f64> {
+        let digits = text.bytes().filter(u8::is_ascii_digit).count();
+        if digits > 15 || text.contains(['e', 'E']) {
+            return None;
+        }
+        let (v, end) = number_at(text, 0)?;
+        assert_eq!(end, text.len(), "{text}");
+        Some(v)
+    }
+
+    /// Every number is read as `str::parse` reads it, bit for bit, on the
+    /// fast path and off it, and a number ends where its grammar does.
     #[test]
-    fn fast_numbers_are_correctly_rounded() {
+    fn numbers_are_correctly_rounded() {
+        for text in
+            ["1e5", "1E+5", "-2.5e-3", "1234567890123456", "0.0000000000000001", "1e-400", "123456789012345678901234"]
+        {
+            let want: f64 = text.parse().expect("a number");
+            assert_eq!(number_at(text, 0).map(|(v, end)| (v.to_bits(), end)), Some((want.to_bits(), text.len())));
+        }
+        for (text, end) in [("12,", 2), ("-0.5}", 4), ("1.5e3]", 5), ("0 ", 1), ("01", 1)] {
+            assert_eq!(number_at(text, 0).map(|(_, e)| e), Some(end), "{text}");
+        }
+        for text in ["-", "+1", ".5", "1.", "1.e3", "1e", "1e+", "-x", ""] {
+            assert_eq!(number_at(text, 0), None, "{text}");
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5222);
         let mut taken = 0;
         for n in 0..200_000 {
@@ -400,18 +438,14 @@ mod tests {
                 _ => format!("{}", rng.gen_range(0_u64..1 << 53)),
             };
             let want: f64 = text.parse().expect("a number");
-            if let Some(got) = fast_number(&text) {
-                taken += 1;
-                assert_eq!(got.to_bits(), want.to_bits(), "{text}");
-            }
+            let (got, end) = number_at(&text, 0).expect("a number");
+            assert_eq!((got.to_bits(), end), (want.to_bits(), text.len()), "{text}");
+            taken += usize::from(fast_number(&text).is_some());
         }
         assert!(taken > 100_000, "the fast path took {taken}");
         for text in ["-0", "0", "0.0", "-0.000", "90", "-180.000000", "999999999999999", "0.1", "0.3"] {
             let want: f64 = text.parse().expect("a number");
             assert_eq!(fast_number(text).map(f64::to_bits), Some(want.to_bits()), "{text}");
-        }
-        for text in ["1e5", "1E5", "1234567890123456", "0.0000000000000001", "1.5e-3"] {
-            assert_eq!(fast_number(text), None, "{text}");
         }
     }
 

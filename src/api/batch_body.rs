@@ -23,6 +23,13 @@ use crate::error::ApiError;
 pub(crate) struct Batch {
     /// The points, in request order; each coordinate is finite and in range.
     pub locations: Vec<Location>,
+    /// Each point's location as the answer echoes it, serde's JSON of its
+    /// [`Location`] (`{"lat":40.7128,"lon":-74.006}`), end to end. Most
+    /// coordinates are copied from the body as written (see
+    /// [`echoes_as_written`]): formatting them was ~8 % of a batch's CPU.
+    location_json: Vec<u8>,
+    /// Where each point's `location_json` ends.
+    location_ends: Vec<usize>,
     /// Each point's `id`, in request order; empty when no point has one.
     pub ids: Vec<Option<serde_json::Value>>,
     /// The `tier` filter as given (checked by the caller).
@@ -36,6 +43,67 @@ impl Batch {
     pub fn id(&self, i: usize) -> Option<&serde_json::Value> {
         self.ids.get(i).and_then(Option::as_ref)
     }
+
+    /// Point `i`'s location as serde writes a [`Location`].
+    pub fn location_json(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.location_ends.get(i - 1).copied().unwrap_or(0) };
+        let end = self.location_ends.get(i).copied().unwrap_or(start);
+        self.location_json.get(start..end).unwrap_or(b"null")
+    }
+
+    /// Adds a point; `texts` are its coordinates as written in the body, if known.
+    fn push(&mut self, loc: Location, texts: Option<(&str, &str)>) -> Result<(), serde_json::Error> {
+        let out = &mut self.location_json;
+        out.extend_from_slice(b"{\"lat\":");
+        push_number(out, texts.map(|t| t.0), loc.lat)?;
+        out.extend_from_slice(b",\"lon\":");
+        push_number(out, texts.map(|t| t.1), loc.lon)?;
+        out.push(b'}');
+        self.location_ends.push(out.len());
+        self.locations.push(loc);
+        Ok(())
+    }
+}
+
+/// Appends `v` as serde_json writes it: `text`, the number as the body
+/// wrote it, when that is the same ([`echoes_as_written`]), else formatted.
+fn push_number(out: &mut Vec<u8>, text: Option<&str>, v: f64) -> Result<(), serde_json::Error> {
+    match text {
+        Some(t) if echoes_as_written(t) => {
+            out.extend_from_slice(t.as_bytes());
+            Ok(())
+        }
+        _ => serde_json::to_writer(&mut *out, &v),
+    }
+}
+
+/// Whether serde_json writes the `f64` that the JSON number `text` reads
+/// to as `text` itself. serde_json writes the shortest decimal that reads
+/// back to the same `f64`. A decimal of at most 15 significant digits is
+/// the only one of that many digits or fewer that reads to its `f64` (an
+/// `f64` tells apart all decimals of 15 digits), so it is the shortest,
+/// when it has no trailing zeros. So `text` qualifies when it has a
+/// fraction, no exponent, no trailing zero and at most 15 significant
+/// digits, and is at least 0.1 in magnitude (smaller ones may be written
+/// with an exponent). A test checks the rule against serde_json.
+fn echoes_as_written(text: &str) -> bool {
+    // On bytes, with slice patterns: `split_once` and `==` on `str` were
+    // as slow as the formatting this saves.
+    let b = match text.as_bytes() {
+        [b'-', rest @ ..] => rest,
+        b => b,
+    };
+    let Some(dot) = b.iter().position(|&c| c == b'.') else { return false };
+    let (int, frac) = (&b[..dot], &b[dot + 1..]);
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let significant = match (int, frac) {
+        // Below 0.1 (or a leading zero in the fraction): not taken.
+        ([b'0'], [b'0', ..]) => return false,
+        ([b'0'], _) => frac.len(),
+        ([b'0', ..], _) => return false,
+        _ => int.len() + frac.len(),
+    };
+    significant <= 15 && digits(int) && digits(frac) && frac.last() != Some(&b'0')
 }
 
 /// Whether `v` is finite and within `min..=max`.
@@ -59,8 +127,14 @@ pub(crate) fn validate(req: BatchRequest, max: usize) -> Result<Batch, ApiError>
     }
     // The field names (`points[7].lat`) are formatted only for an error:
     // formatting them for every point was ~9 % of a 1,000-point batch.
-    let mut locations = Vec::with_capacity(req.points.len());
-    let mut ids = Vec::new();
+    let mut batch = Batch {
+        locations: Vec::with_capacity(req.points.len()),
+        location_json: Vec::with_capacity(req.points.len() * 32),
+        location_ends: Vec::with_capacity(req.points.len()),
+        ids: Vec::new(),
+        tier: req.tier,
+        records: req.records != Some(false),
+    };
     let with_ids = req.points.iter().any(|p| p.id.is_some());
     for (i, p) in req.points.into_iter().enumerate() {
         let BatchPoint { lat, lon, long, id } = p;
@@ -79,12 +153,12 @@ pub(crate) fn validate(req: BatchRequest, max: usize) -> Result<Batch, ApiError>
         if !in_range(lon, -180.0, 180.0) {
             super::params::check_coordinate(&format!("points[{i}].{name}"), lon, -180.0, 180.0)?;
         }
-        locations.push(Location { lat, lon });
+        batch.push(Location { lat, lon }, None).map_err(|e| ApiError::Internal(e.to_string()))?;
         if with_ids {
-            ids.push(id);
+            batch.ids.push(id);
         }
     }
-    Ok(Batch { locations, ids, tier: req.tier, records: req.records != Some(false) })
+    Ok(batch)
 }
 
 /// Reads a body of the common shape straight into a valid [`Batch`], or
@@ -97,7 +171,14 @@ pub(crate) fn quick(body: &[u8], max: usize) -> Option<Batch> {
     // as is (checking each on its own was ~3 % of a batch's CPU).
     let text = std::str::from_utf8(body).ok()?;
     let mut r = Reader { s: text, b: body, i: 0 };
-    let mut batch = Batch { locations: Vec::new(), ids: Vec::new(), tier: None, records: true };
+    let mut batch = Batch {
+        locations: Vec::new(),
+        location_json: Vec::new(),
+        location_ends: Vec::new(),
+        ids: Vec::new(),
+        tier: None,
+        records: true,
+    };
     let (mut points, mut tier, mut records) = (false, false, false);
     r.expect(b'{')?;
     loop {
@@ -220,12 +301,14 @@ impl<'a> Reader<'a> {
         self.s.get(start..end)
     }
 
-    /// A finite number, correctly rounded (as serde_json's `float_roundtrip` reads it).
-    fn number(&mut self) -> Option<f64> {
+    /// A finite number, correctly rounded (as serde_json's `float_roundtrip`
+    /// reads it), and its text.
+    fn number(&mut self) -> Option<(f64, &'a str)> {
         self.ws();
-        let (v, end) = number_at(self.s, self.i)?;
+        let start = self.i;
+        let (v, end) = number_at(self.s, start)?;
         self.i = end;
-        Some(v).filter(|v| v.is_finite())
+        v.is_finite().then_some((v, self.s.get(start..end)?))
     }
 
     /// The `points` array: each point checked and stored as it is read.
@@ -235,11 +318,13 @@ impl<'a> Reader<'a> {
         // growing, and never more than `max`.
         let room = (self.b.len().saturating_sub(self.i) / 30).min(max);
         batch.locations.reserve(room);
+        batch.location_ends.reserve(room);
+        batch.location_json.reserve(self.b.len().saturating_sub(self.i).min(max * 48));
         loop {
             if batch.locations.len() >= max {
                 return None;
             }
-            let (loc, id) = self.point()?;
+            let (loc, texts, id) = self.point()?;
             if let Some(id) = id {
                 let n = batch.locations.len();
                 if batch.ids.len() < n {
@@ -247,7 +332,7 @@ impl<'a> Reader<'a> {
                 }
                 batch.ids.push(Some(id));
             }
-            batch.locations.push(loc);
+            batch.push(loc, Some(texts)).ok()?;
             if !self.more(b']')? {
                 break;
             }
@@ -258,8 +343,9 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
-    /// One point: a latitude, one longitude, and maybe an `id`.
-    fn point(&mut self) -> Option<(Location, Option<serde_json::Value>)> {
+    /// One point: a latitude, one longitude (each with its text), and maybe an `id`.
+    #[allow(clippy::type_complexity)]
+    fn point(&mut self) -> Option<(Location, (&'a str, &'a str), Option<serde_json::Value>)> {
         self.expect(b'{')?;
         let (mut lat, mut lon, mut id) = (None, None, None);
         loop {
@@ -274,8 +360,9 @@ impl<'a> Reader<'a> {
                 break;
             }
         }
-        let (lat, lon) = (lat?, lon?);
-        (in_range(lat, -90.0, 90.0) && in_range(lon, -180.0, 180.0)).then_some((Location { lat, lon }, id))
+        let ((lat, lat_text), (lon, lon_text)) = (lat?, lon?);
+        let valid = in_range(lat, -90.0, 90.0) && in_range(lon, -180.0, 180.0);
+        valid.then_some((Location { lat, lon }, (lat_text, lon_text), id))
     }
 
     /// A point's `id`: a string without escapes, or a number.
@@ -385,7 +472,7 @@ mod tests {
         let bits = |l: &Location| (l.lat.to_bits(), l.lon.to_bits());
         a.locations.len() == b.locations.len()
             && a.locations.iter().zip(&b.locations).all(|(x, y)| bits(x) == bits(y))
-            && (0..a.locations.len()).all(|i| a.id(i) == b.id(i))
+            && (0..a.locations.len()).all(|i| a.id(i) == b.id(i) && a.location_json(i) == b.location_json(i))
             && a.tier == b.tier
             && a.records == b.records
     }
@@ -446,6 +533,35 @@ mod tests {
         for text in ["-0", "0", "0.0", "-0.000", "90", "-180.000000", "999999999999999", "0.1", "0.3"] {
             let want: f64 = text.parse().expect("a number");
             assert_eq!(fast_number(text).map(f64::to_bits), Some(want.to_bits()), "{text}");
+        }
+    }
+
+    /// The numbers copied as written are exactly those serde_json writes
+    /// the same way, on coordinates written in many ways.
+    #[test]
+    fn echoed_numbers_are_what_serde_writes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3112);
+        let mut echoed = 0;
+        for n in 0..200_000 {
+            let v: f64 = rng.gen_range(-180.0..180.0) / 10f64.powi(rng.gen_range(0..3));
+            let text = match n % 3 {
+                0 => format!("{v}"),
+                1 => format!("{:.*}", rng.gen_range(1..14), v),
+                _ => format!("{}.{}", rng.gen_range(-180..180), rng.gen_range(1..1_000_000_000_u64)),
+            };
+            if echoes_as_written(&text) {
+                echoed += 1;
+                let v: f64 = text.parse().expect("a number");
+                assert_eq!(serde_json::to_string(&v).expect("a number"), text);
+            }
+        }
+        assert!(echoed > 100_000, "echoed {echoed}");
+        for text in ["0.1", "-0.1", "90.5", "-179.99999999999", "12345.6789012345", "0.123456789012345"] {
+            assert!(echoes_as_written(text), "{text}");
+            assert_eq!(serde_json::to_string(&text.parse::<f64>().expect("a number")).expect("a number"), text);
+        }
+        for text in ["0.01", "1.50", "1", "-0", "1e2", "0.1234567890123456", "1234567890.123456", "0.0", "-0.0"] {
+            assert!(!echoes_as_written(text), "{text}");
         }
     }
 

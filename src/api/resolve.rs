@@ -52,8 +52,9 @@ pub fn answer_one(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>) ->
     render_one(snapshot, loc, &hits, false, None)
 }
 
-/// Writes the `"location":{"lat":..,"lon":..}` member of an answer (one
-/// point's, or one result of a batch), as serde writes a [`Location`].
+/// Writes the `"location":{"lat":..,"lon":..}` member of a one-point
+/// answer, as serde writes a [`Location`] (a batch copies each point's from
+/// [`Batch::location_json`]).
 fn write_location(out: &mut Vec<u8>, loc: Location) -> Result<(), serde_json::Error> {
     out.extend_from_slice(b"\"location\":{\"lat\":");
     serde_json::to_writer(&mut *out, &loc.lat)?;
@@ -350,7 +351,7 @@ impl BatchWriter {
         snapshot.resolve_many(&self.points, &mut self.slots, &mut self.ends);
         let Self { tiers, lines, records, seen, known, ids, out, done, slots, ends, hits, .. } = self;
         let mut start = 0;
-        for (loc, &end) in locations.iter().zip(ends.iter()) {
+        for &end in ends.iter().take(locations.len()) {
             hits.clear();
             for &s in slots.get(start..end).unwrap_or(&[]) {
                 let i = s as usize;
@@ -392,7 +393,8 @@ impl BatchWriter {
                 serde_json::to_writer(&mut *out, id).map_err(internal)?;
                 out.push(b',');
             }
-            write_location(out, *loc).map_err(internal)?;
+            out.extend_from_slice(b"\"location\":");
+            out.extend_from_slice(batch.location_json(*done));
             out.extend_from_slice(b",\"jurisdictions\":[");
             for (n, &k) in hits.iter().enumerate() {
                 if n > 0 {

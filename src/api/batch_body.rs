@@ -13,6 +13,11 @@
 //! which accept it or name the field at fault. So [`quick`] decides nothing
 //! on its own; a test checks on many generated bodies, well-formed and
 //! broken, that whatever it accepts, serde reads to the same batch.
+//!
+//! The reader also keeps each point's location as the answer echoes it,
+//! copying a coordinate as the body wrote it where that is exactly what
+//! serde_json would write (`echoes_as_written`), since formatting the
+//! echoed coordinates was another ~8 % of a batch's CPU.
 
 use super::params::Location;
 use super::resolve::{BatchPoint, BatchRequest};

@@ -58,16 +58,27 @@ impl Batch {
 
     /// Adds a point; `texts` are its coordinates as written in the body, if known.
     fn push(&mut self, loc: Location, texts: Option<(&str, &str)>) -> Result<(), serde_json::Error> {
-        let out = &mut self.location_json;
-        out.extend_from_slice(b"{\"lat\":");
-        push_number(out, texts.map(|t| t.0), loc.lat)?;
-        out.extend_from_slice(b",\"lon\":");
-        push_number(out, texts.map(|t| t.1), loc.lon)?;
-        out.push(b'}');
-        self.location_ends.push(out.len());
+        write_location(&mut self.location_json, loc, texts)?;
+        self.location_ends.push(self.location_json.len());
         self.locations.push(loc);
         Ok(())
     }
+}
+
+/// Writes `loc` as serde writes a [`Location`] (`{"lat":..,"lon":..}`);
+/// `texts` are its coordinates as the request wrote them, if known, copied
+/// where serde would write them the same way ([`push_number`]).
+pub(crate) fn write_location(
+    out: &mut Vec<u8>,
+    loc: Location,
+    texts: Option<(&str, &str)>,
+) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(b"{\"lat\":");
+    push_number(out, texts.map(|t| t.0), loc.lat)?;
+    out.extend_from_slice(b",\"lon\":");
+    push_number(out, texts.map(|t| t.1), loc.lon)?;
+    out.push(b'}');
+    Ok(())
 }
 
 /// Appends `v` as serde_json writes it: `text`, the number as the body

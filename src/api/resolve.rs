@@ -56,12 +56,8 @@ pub fn answer_one(snapshot: &Snapshot, loc: Location, tiers: Option<TierSet>) ->
 /// answer, as serde writes a [`Location`] (a batch copies each point's from
 /// [`Batch::location_json`]).
 fn write_location(out: &mut Vec<u8>, loc: Location) -> Result<(), serde_json::Error> {
-    out.extend_from_slice(b"\"location\":{\"lat\":");
-    serde_json::to_writer(&mut *out, &loc.lat)?;
-    out.extend_from_slice(b",\"lon\":");
-    serde_json::to_writer(&mut *out, &loc.lon)?;
-    out.push(b'}');
-    Ok(())
+    out.extend_from_slice(b"\"location\":");
+    batch_body::write_location(out, loc, None)
 }
 
 /// Writes the answer for one point: the same JSON as serialising

@@ -47,6 +47,7 @@ start_server() {
   export GEOWEBDNS_LOG="${GEOWEBDNS_LOG:-warn,geowebdns=info}"
   (cd "$work" && exec taskset -c "$cpus" "$BIN" serve --listen 127.0.0.1:0 "$@") 2>"$work/server.log" &
   SERVER_PID=$!
+  [ "${GEOWEBDNS_BUSY_POLL_US:-0}" = 0 ] || echo "server: busy polling ${GEOWEBDNS_BUSY_POLL_US} us before a worker sleeps (GEOWEBDNS_BUSY_POLL_US)"
   local addr=""
   for _ in $(seq 1 1200); do
     addr=$(grep -o 'address=[0-9.:]*' "$work/server.log" | head -n1 | cut -d= -f2 || true)

@@ -42,7 +42,17 @@
 //! enough to measure), GEOWEBDNS_BENCH_HTTP_ROUNDS (25: the same for
 //! geowebdns's batch phases), GEOWEBDNS_BENCH_PIN_BACKENDS (a
 //! CPU list for `taskset -p -c` of the PostgreSQL backends; unset: no
-//! pinning), GEOWEBDNS_BENCH_OUT (a path for the JSON result).
+//! pinning), GEOWEBDNS_BENCH_OUT (a path for the JSON result),
+//! GEOWEBDNS_BENCH_CLIENT_SPIN (1: see below; 0 lets the client sleep).
+//!
+//! The client busy-polls by default: a task that only yields keeps its
+//! runtime from ever sleeping, so every answer (from either side) is read
+//! as soon as it arrives instead of after a wake-up of the client's core.
+//! On these virtual machines a wake-up costs tens of microseconds, as much
+//! as PostgreSQL's or geowebdns's own work for one point, and both sides
+//! paid it alike; with it gone, the one-point phases measure the servers
+//! rather than the load generator's sleep. The client then uses its whole
+//! core, so its CPU column (`cli us/p`) counts the spinning too.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -112,6 +122,7 @@ struct Config {
     server_pid: Option<u32>,
     rounds: usize,
     http_rounds: usize,
+    spin: bool,
 }
 
 /// Sorted jurisdiction ids per point (None: not asked in that phase).
@@ -346,6 +357,7 @@ fn config(pg_url: String, base: String) -> anyhow::Result<Config> {
         rounds: env_or("GEOWEBDNS_BENCH_ROUNDS", 5)?,
         http_rounds: env_or("GEOWEBDNS_BENCH_HTTP_ROUNDS", 25)?,
         server_pid: std::env::var("GEOWEBDNS_BENCH_SERVER_PID").ok().and_then(|s| s.trim().parse().ok()),
+        spin: env_or("GEOWEBDNS_BENCH_CLIENT_SPIN", 1u8)? != 0,
     };
     if cfg.points == 0 || cfg.batch == 0 || cfg.rounds == 0 || cfg.http_rounds == 0 {
         bail!("GEOWEBDNS_BENCH_POINTS, GEOWEBDNS_BENCH_BATCH, GEOWEBDNS_BENCH_ROUNDS and GEOWEBDNS_BENCH_HTTP_ROUNDS must be positive");
@@ -903,6 +915,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         "postgis bench: {n} points (seed {}), clients {:?}, batches of {}, server {}",
         cfg.seed, cfg.clients, cfg.batch, cfg.base
     );
+    if cfg.spin {
+        // Busy polling (module doc): with this task always ready, the
+        // current-thread runtime polls its sockets with a zero timeout
+        // between tasks instead of sleeping in epoll_wait.
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+        println!("client: busy-polls (never sleeps; GEOWEBDNS_BENCH_CLIENT_SPIN=0 turns it off)");
+    }
 
     let mut conns = Vec::new();
     let mut backend_pids = Vec::new();

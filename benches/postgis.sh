@@ -19,7 +19,10 @@
 # (geowebdns_postgis), SERVER_CPUS (0), CLIENT_CPUS (1), SEED (42), FLOOR
 # (20000 requests for the client floors), ROUNDS (5: the fast batch phases
 # run the point set that many times), HTTP_ROUNDS (25: the same for
-# geowebdns's batch phases, which are faster).
+# geowebdns's batch phases, which are faster), GEOWEBDNS_BUSY_POLL_US (100:
+# the server's `--busy-poll-us`; 0 lets its worker sleep between requests),
+# GEOWEBDNS_BENCH_CLIENT_SPIN (1: the client busy-polls too, for both sides
+# alike; see benches/postgis.rs).
 # Results: target/bench-postgis/result.json and target/bench-postgis/table.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +31,9 @@ CLIENTS="${2:-1,2}"
 BATCH="${3:-1000}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 CLIENT_CPUS="${CLIENT_CPUS:-1}"
+# With one or two clients the server's worker would otherwise sleep after
+# every answer and pay a wake-up for the next request (src/busy_poll.rs).
+export GEOWEBDNS_BUSY_POLL_US="${GEOWEBDNS_BUSY_POLL_US:-100}"
 SEED="${SEED:-42}"
 FLOOR="${FLOOR:-20000}"
 ROUNDS="${ROUNDS:-5}"

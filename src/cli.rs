@@ -232,6 +232,11 @@ pub struct ServeArgs {
     /// their requests before the process exits anyway, in seconds.
     #[arg(long, env = "GEOWEBDNS_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Before an idle worker thread sleeps, poll the connections for up to this
+    /// many microseconds (0: off). Cuts the per-request wake-up at low
+    /// concurrency on virtual machines, at the cost of CPU time; Linux only.
+    #[arg(long, env = "GEOWEBDNS_BUSY_POLL_US", default_value_t = 0)]
+    pub busy_poll_us: u64,
 
     /// Serve Prometheus metrics on `GET /metrics` (`--metrics false` turns the route off).
     #[arg(long, env = "GEOWEBDNS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -673,13 +678,17 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
     // No Nagle delay: a streamed batch answer is written a chunk at a time,
     // and with Nagle's algorithm on each chunk after the first waited for
     // the client's (delayed, up to 40 ms) acknowledgement of the one before.
+    #[cfg(target_os = "linux")]
+    crate::busy_poll::watch(std::os::fd::AsFd::as_fd(&listener));
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
         }
+        #[cfg(target_os = "linux")]
+        crate::busy_poll::watch(std::os::fd::AsFd::as_fd(tcp));
     });
     let store = state.store.clone();
-    tracing::info!(address = %local, backend = store.backend(), "listening");
+    tracing::info!(address = %local, backend = store.backend(), busy_poll_us = args.busy_poll_us, "listening");
     // On SIGTERM/SIGINT: stop the background tasks and accepting connections,
     // let the requests in flight finish (at most `--shutdown-grace`), close the store.
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);

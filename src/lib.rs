@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod busy_poll;
 pub mod cli;
 pub mod console;
 pub mod error;

@@ -7,7 +7,18 @@ use std::time::Duration;
 fn main() -> std::process::ExitCode {
     let cli = geowebdns::cli::Cli::parse();
     geowebdns::cli::init_tracing(&cli.log, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let geowebdns::cli::Command::Serve(args) = &cli.command {
+        if args.busy_poll_us > 0 {
+            if let Err(e) = geowebdns::busy_poll::install(Duration::from_micros(args.busy_poll_us)) {
+                eprintln!("error: --busy-poll-us: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            builder.on_thread_park(geowebdns::busy_poll::before_park);
+        }
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

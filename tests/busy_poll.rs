@@ -28,9 +28,19 @@ async fn round(client: &reqwest::Client, base: &str, i: usize) {
 
 #[tokio::test]
 async fn a_busy_polling_server_answers_every_request_on_one_connection_and_many() {
+    // The runtime's default worker count (one a CPU), and a single worker,
+    // the case where the polling worker is also the only one to run tasks
+    // woken from the store's threads.
+    for workers in [None, Some("1")] {
+        check_server(workers).await;
+    }
+}
+
+async fn check_server(workers: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("g.db").display());
-    let server = common::server::serve(&url, &dir.path().join("keys"), &["--busy-poll-us", "200"]);
+    let env: Vec<(&str, &str)> = workers.map(|w| ("TOKIO_WORKER_THREADS", w)).into_iter().collect();
+    let server = common::server::serve_with_env(&url, &dir.path().join("keys"), &["--busy-poll-us", "200"], &env);
     let logs = server.logs.lock().unwrap().join("\n");
     assert!(logs.contains("busy_poll_us=200"), "the listening line reports the setting: {logs}");
 

@@ -33,9 +33,12 @@
 //! every epoll set when its last descriptor is closed.
 //!
 //! Correctness does not depend on the poll: the hook only delays parking by
-//! at most the budget, and tokio's parking protocol re-checks its queues
-//! after the hook, so no wake-up is lost (the hook may run arbitrarily
-//! long by tokio's contract).
+//! at most the budget. A task woken from another thread meanwhile (the
+//! store's threads, say) is queued for the runtime, which ends the poll, and
+//! tokio's parking protocol checks its queues once more after the hook (the
+//! last worker to stop searching for work does), so no wake-up is lost;
+//! tests/busy_poll.rs runs the real server this way with one worker and
+//! with several.
 
 use std::sync::OnceLock;
 use std::time::Duration;

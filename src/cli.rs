@@ -235,7 +235,8 @@ pub struct ServeArgs {
     /// Before an idle worker thread sleeps, poll the connections for up to this
     /// many microseconds (0: off). Cuts the per-request wake-up at low
     /// concurrency on virtual machines, at the cost of CPU time; Linux only.
-    #[arg(long, env = "GEOWEBDNS_BUSY_POLL_US", default_value_t = 0)]
+    /// At most 1000000 (one second).
+    #[arg(long, env = "GEOWEBDNS_BUSY_POLL_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub busy_poll_us: u64,
 
     /// Serve Prometheus metrics on `GET /metrics` (`--metrics false` turns the route off).
@@ -675,11 +676,12 @@ async fn serve(url: &str, key_settings: &KeySettings, args: ServeArgs) -> anyhow
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
+    #[cfg(target_os = "linux")]
+    crate::busy_poll::watch(std::os::fd::AsFd::as_fd(&listener));
     // No Nagle delay: a streamed batch answer is written a chunk at a time,
     // and with Nagle's algorithm on each chunk after the first waited for
     // the client's (delayed, up to 40 ms) acknowledgement of the one before.
-    #[cfg(target_os = "linux")]
-    crate::busy_poll::watch(std::os::fd::AsFd::as_fd(&listener));
+    // With `--busy-poll-us`, every connection is also watched by the poller.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");

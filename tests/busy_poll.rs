@@ -2,7 +2,7 @@
 //! every request, over one keep-alive connection and many, including
 //! requests whose answer comes from the store's own threads (a task woken
 //! from outside the runtime while a worker polls must not be missed), and
-//! refuses a value that is not a number of microseconds.
+//! refuses a value that is not a number of microseconds up to one second.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -68,12 +68,14 @@ async fn check_server(workers: Option<&str>) {
 }
 
 #[test]
-fn a_busy_poll_budget_that_is_not_a_number_is_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geowebdns"))
-        .args(["--database-url", "sqlite::memory:", "serve", "--busy-poll-us", "lots"])
-        .output()
-        .expect("run geowebdns");
-    assert_eq!(out.status.code(), Some(2), "a usage error");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--busy-poll-us"), "the error names the flag: {err}");
+fn a_busy_poll_budget_that_is_not_a_number_or_over_a_second_is_refused() {
+    for bad in ["lots", "-5", "1000001"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_geowebdns"))
+            .args(["--database-url", "sqlite::memory:", "serve", &format!("--busy-poll-us={bad}")])
+            .output()
+            .expect("run geowebdns");
+        assert_eq!(out.status.code(), Some(2), "{bad}: a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--busy-poll-us"), "{bad}: the error names the flag: {err}");
+    }
 }

@@ -37,7 +37,9 @@
 //!    `resolve_many_10k` (the 10,000 points in one `Snapshot::resolve_many`
 //!    call, the batch endpoint's path), and the R-tree-only search cost beside
 //!    them (`rtree_only_single`, `rtree_only_batch_10k`:
-//!    `SpatialIndex::query_rtree_only`, no grid and no sort).
+//!    `SpatialIndex::query_rtree_only`, no grid and no sort), and
+//!    `grid_walk_single`: `SpatialIndex::probe`, the grid walk of one point
+//!    alone (nodes and items, no key read and no edge test).
 //! 5. **Writes** (group `<set>_write`): the time until one write is visible,
 //!    `snapshot.with_changes(version + 1, [(id, entry)])` followed by
 //!    `IndexHandle::publish` (including dropping the previous snapshot when
@@ -560,7 +562,7 @@ fn run_set(
         let geometry = m.geometry.max(m.geometry_owned);
         let total = geometry + m.snapshot;
         println!(
-            "resident memory per vertex (fresh process): prepared geometry {:.1} B (coordinates stored once + u32 \
+            "resident memory per vertex (fresh process): prepared geometry {:.1} B (coordinates stored once + u16 or u32 \
              edge bands; RSS delta across spatial::prepare {:.1} B, owned by construction {:.1} B: the larger is \
              counted) + Snapshot::build {:.1} B (RSS delta: R-tree, grid, part table, id map, entry order) = index \
              {:.1} B/vertex ({:.0} MiB); not counted in it: records and rendered JSON {:.1} B/vertex (RSS delta \
@@ -675,6 +677,21 @@ fn run_set(
         }
         started.elapsed()
     });
+    // The grid walk alone (nodes and their items, no key, no edge test):
+    // what a single lookup pays before any polygon is read. Each point's
+    // index depends on the previous walk's result (a zero the compiler
+    // cannot see), so that walks follow one another as lookups do rather
+    // than overlap in the core.
+    let walk_single = bench_median(&mut g, "grid_walk_single", 20, |iters| {
+        let started = Instant::now();
+        let mut after = 0usize;
+        for _ in 0..iters {
+            let p = pts[(i + after) % pts.len()];
+            i = i.wrapping_add(1);
+            after = spatial.probe(p.x, p.y).map_or(0, |probe| probe.depth >> 40);
+        }
+        started.elapsed()
+    });
     g.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(2));
     g.throughput(Throughput::Elements(pts.len() as u64));
     let batch = bench_median(&mut g, "batch_10k", 10, |iters| {
@@ -737,9 +754,10 @@ fn run_set(
         );
     }
     println!(
-        "lookup medians per point: resolve_into single {}, batch_10k {}; resolve_many 10k {}; R-tree only single {}, \
-         batch_10k {} ({:.2} answers per lookup point)",
+        "lookup medians per point: resolve_into single {} (grid walk alone {}), batch_10k {}; resolve_many 10k {}; \
+         R-tree only single {}, batch_10k {} ({:.2} answers per lookup point)",
         f(single),
+        f(walk_single),
         f(batch),
         f(batch_many),
         f(rtree_single),
@@ -749,6 +767,7 @@ fn run_set(
     summary.add(set, "lookup single (resolve_into)", single, "ns/pt", targets.lookup_ns);
     summary.add(set, "lookup batch 10k (resolve_into)", batch, "ns/pt", targets.lookup_ns);
     summary.add(set, "lookup batch 10k (resolve_many)", batch_many, "ns/pt", targets.lookup_ns);
+    summary.add(set, "grid walk only single", walk_single, "ns/pt", None);
     summary.add(set, "R-tree only single", rtree_single, "ns/pt", None);
     summary.add(set, "R-tree only batch 10k", rtree_batch, "ns/pt", None);
     drop(spatial);

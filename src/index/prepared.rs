@@ -25,19 +25,26 @@
 //!   always `coords[i] -> coords[i + 1]`**, the implicit closing edge
 //!   included. (Rings coming from `geo` are always closed already, so this
 //!   copy is virtually never stored.)
-//! * `index: Arc<[u32]>` (4 bytes an entry), three sections back to back:
+//! * `index: Arc<[u16]>`, entries in three sections back to back:
 //!   `K + 1` band offsets (absolute positions in `index`; band `b` is
 //!   `index[index[b]..index[b + 1]]`), then the edge numbers `i` of every
 //!   band, band after band (an edge spanning several bands is listed once
 //!   per band, its coordinates are still stored once), then the source
 //!   length of each ring (exterior first), from which the rings are
 //!   recovered exactly ([`PreparedPolygon::rings`],
-//!   [`PreparedPolygon::to_polygon`]).
+//!   [`PreparedPolygon::to_polygon`]). An entry is one `u16` when every
+//!   entry of the part fits in 16 bits (fewer than 2^16 coordinates and
+//!   index entries: nearly every real part), else two `u16`s, low half
+//!   first (a flag in the header says which; the point test has one loop
+//!   for each width).
 //!
-//! So a polygon costs about `16 + 4 * s + 4 / 6` bytes a vertex, where `s`
-//! is the average number of bands an edge is listed in, plus an 80-byte
-//! header and the allocator's overhead of its two buffers, which matter for
-//! small parts. (With one band per four edges, `s` was about 2 on TIGER;
+//! So a polygon costs about `16 + w * (s + 1 / 6)` bytes a vertex, where
+//! `w` is the entry width (2 or 4 bytes) and `s` the average number of
+//! bands an edge is listed in (about 1.7 on TIGER), plus an 80-byte header
+//! and the allocator's overhead of its two buffers, which matter for small
+//! parts. Two-byte entries took the TIGER index from 29.8 to 26.2
+//! B/vertex (twelfth session). (With four-byte entries and one band per
+//! four edges, `s` was about 2 on TIGER;
 //! under jemalloc, whose size classes round a large buffer up by ~10 %,
 //! that put the TIGER index at 32.6 B/vertex, over its target. One band
 //! per eight edges gave 29.3 B/vertex but TIGER lookups ~15 % slower (a
@@ -178,9 +185,11 @@ pub struct PreparedPolygon {
     /// Every ring's coordinates, ring after ring, each unclosed ring followed
     /// by a copy of its first coordinate: edge `i` is `coords[i] -> coords[i + 1]`.
     coords: Arc<[Coord<f64>]>,
-    /// `bands + 1` band offsets (positions in this buffer), then the edge
-    /// numbers of each band, then the source length of each ring.
-    index: Arc<[u32]>,
+    /// `bands + 1` band offsets (positions in this buffer, counted in
+    /// entries), then the edge numbers of each band, then the source length
+    /// of each ring: one `u16` an entry, or two (low half first) when
+    /// `wide`.
+    index: Arc<[u16]>,
     /// Number of bands minus one (the largest valid band index).
     last_band: u32,
     /// One ring of at most [`SCAN_MAX`] coordinates: a point test reads
@@ -188,6 +197,12 @@ pub struct PreparedPolygon {
     /// numbers (one dependent load less; the whole ring is a few adjacent
     /// cache lines). Kept in the header's padding.
     scan: bool,
+    /// Whether `index` holds an entry in two `u16`s. A part with fewer
+    /// than 2^16 coordinates and index entries (nearly every real boundary
+    /// part: TIGER places average 288 coordinates) has every entry in one,
+    /// which halves the edge bands, the larger part of the index after the
+    /// coordinates. Kept in the header's padding too.
+    wide: bool,
 }
 
 /// Where a point's band lists its edge numbers: the result of
@@ -196,9 +211,67 @@ pub struct PreparedPolygon {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BandSpan(u32, u32);
 
+/// The entries of a range of a polygon's `index` buffer, as `u32` (see
+/// `PreparedPolygon::wide`).
+#[derive(Clone, Debug)]
+enum Entries<'a> {
+    /// One `u16` an entry.
+    Narrow(std::slice::Iter<'a, u16>),
+    /// Two `u16`s an entry, low half first.
+    Wide(std::slice::ChunksExact<'a, u16>),
+}
+
+impl Entries<'_> {
+    /// No entries.
+    fn none() -> Self {
+        Entries::Narrow([].iter())
+    }
+}
+
+/// An entry of a wide index from its two halves.
+#[inline]
+fn wide_entry(halves: &[u16]) -> Option<u32> {
+    match *halves {
+        [lo, hi] => Some(u32::from(lo) | u32::from(hi) << 16),
+        _ => None,
+    }
+}
+
+impl Iterator for Entries<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Entries::Narrow(it) => it.next().map(|&e| u32::from(e)),
+            Entries::Wide(it) => it.next().and_then(wide_entry),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Entries::Narrow(it) => it.size_hint(),
+            Entries::Wide(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}
+
 /// Largest coordinate count of a one-ring polygon tested by scanning all of
 /// its edges (see `PreparedPolygon::scan`).
 pub const SCAN_MAX: usize = 32;
+
+/// `entries` as a `PreparedPolygon::index` buffer: one `u16` an entry when
+/// every entry fits, else two (low half first).
+fn narrow_or_wide(entries: &[u32]) -> Arc<[u16]> {
+    if entries.iter().all(|&e| e <= u32::from(u16::MAX)) {
+        entries.iter().map(|&e| e as u16).collect()
+    } else {
+        entries.iter().flat_map(|&e| [e as u16, (e >> 16) as u16]).collect()
+    }
+}
 
 /// Whether the stored form of `ring` carries an extra copy of its first
 /// coordinate to close it (unclosed rings and single points).
@@ -274,7 +347,8 @@ impl PreparedPolygon {
             Edge::new(coords[i], coords[i + 1])
         };
 
-        // Counting pass, then a fill pass into the one `u32` buffer.
+        // Counting pass, then a fill pass into one `u32` buffer (stored in
+        // `u16`s at the end, see `narrow_or_wide`).
         let mut counts = vec![0usize; bands + 1];
         for i in edge_numbers() {
             let e = edge_of(i);
@@ -323,34 +397,62 @@ impl PreparedPolygon {
             max,
             scale,
             coords: Arc::from(coords),
-            index: Arc::from(index),
+            index: narrow_or_wide(&index),
             last_band: position(last_band),
             scan: rings.len() == 1 && stored <= SCAN_MAX,
+            wide: index.iter().any(|&e| e > u32::from(u16::MAX)),
         }
     }
 
     /// The edge numbers listed in bands `lo..=hi`.
     #[inline]
-    fn bands(&self, lo: usize, hi: usize) -> Option<&[u32]> {
+    fn bands(&self, lo: usize, hi: usize) -> Option<Entries<'_>> {
         let span = self.span_of(lo, hi)?;
-        self.index.get(span.0 as usize..span.1 as usize)
+        self.entries(span.0 as usize..span.1 as usize)
     }
 
     /// Where bands `lo..=hi` list their edge numbers in `index`.
     #[inline]
     fn span_of(&self, lo: usize, hi: usize) -> Option<BandSpan> {
-        Some(BandSpan(*self.index.get(lo)?, *self.index.get(hi + 1)?))
+        Some(BandSpan(self.entry(lo)?, self.entry(hi + 1)?))
+    }
+
+    /// Index entry `at`.
+    #[inline]
+    fn entry(&self, at: usize) -> Option<u32> {
+        if self.wide {
+            self.index.get(2 * at..2 * at + 2).and_then(wide_entry)
+        } else {
+            self.index.get(at).map(|&e| u32::from(e))
+        }
+    }
+
+    /// Number of index entries.
+    #[inline]
+    fn entry_count(&self) -> usize {
+        self.index.len() >> usize::from(self.wide)
+    }
+
+    /// Index entries `range`, or `None` when out of bounds.
+    #[inline]
+    fn entries(&self, range: std::ops::Range<usize>) -> Option<Entries<'_>> {
+        if self.wide {
+            self.index.get(2 * range.start..2 * range.end).map(|r| Entries::Wide(r.chunks_exact(2)))
+        } else {
+            self.index.get(range).map(|r| Entries::Narrow(r.iter()))
+        }
     }
 
     /// Every stored edge slot (edge numbers, once per band they span).
-    fn all_edges(&self) -> &[u32] {
-        self.bands(0, self.last_band as usize).unwrap_or(&[])
+    fn all_edges(&self) -> Entries<'_> {
+        self.bands(0, self.last_band as usize).unwrap_or_else(Entries::none)
     }
 
     /// The source length of each ring (exterior first).
-    fn ring_lengths(&self) -> &[u32] {
-        let end = self.index.get(self.last_band as usize + 1).map_or(self.index.len(), |&e| e as usize);
-        self.index.get(end..).unwrap_or(&[])
+    fn ring_lengths(&self) -> Entries<'_> {
+        let len = self.entry_count();
+        let end = self.entry(self.last_band as usize + 1).map_or(len, |e| e as usize);
+        self.entries(end.min(len)..len).unwrap_or_else(Entries::none)
     }
 
     /// The two coordinates of edge number `i`, in ring order.
@@ -371,8 +473,8 @@ impl PreparedPolygon {
 
     /// The edges of `ids` (edge numbers).
     #[inline]
-    fn edges<'a>(&'a self, ids: &'a [u32]) -> impl Iterator<Item = Edge> + 'a {
-        ids.iter().filter_map(|&i| self.edge(i))
+    fn edges<'a>(&'a self, ids: impl Iterator<Item = u32> + 'a) -> impl Iterator<Item = Edge> + 'a {
+        ids.filter_map(|i| self.edge(i))
     }
 
     /// True when `c` is inside the polygon or exactly on any of its edges or
@@ -425,7 +527,7 @@ impl PreparedPolygon {
         if self.scan || span.1 <= span.0 {
             return self.coords.first().map_or(0.0, |c| c.x);
         }
-        let x = |at: u32| self.index.get(at as usize).and_then(|&i| self.coords.get(i as usize)).map_or(0.0, |c| c.x);
+        let x = |at: u32| self.entry(at as usize).and_then(|i| self.coords.get(i as usize)).map_or(0.0, |c| c.x);
         x(span.0) + x(span.1 - 1)
     }
 
@@ -437,10 +539,17 @@ impl PreparedPolygon {
         if self.scan {
             return parity::<false>(self.coords.windows(2).map(|w| (w[0], w[1])), c.x, c.y);
         }
-        let Some(band) = self.index.get(span.0 as usize..span.1 as usize) else {
-            return Location::Outside;
-        };
-        parity::<true>(band.iter().filter_map(|&i| self.ends(i)), c.x, c.y)
+        // One loop per width, so that the entry width is not decided edge
+        // by edge.
+        let (start, end) = (span.0 as usize, span.1 as usize);
+        let ids = if self.wide { self.index.get(2 * start..2 * end) } else { self.index.get(start..end) };
+        match ids {
+            None => Location::Outside,
+            Some(ids) if self.wide => {
+                parity::<true>(ids.chunks_exact(2).filter_map(|h| wide_entry(h).and_then(|i| self.ends(i))), c.x, c.y)
+            }
+            Some(ids) => parity::<true>(ids.iter().filter_map(|&i| self.ends(u32::from(i))), c.x, c.y),
+        }
     }
 
     /// Bounding box of all rings as `(min, max)`, each `[x, y]`. A polygon
@@ -452,7 +561,7 @@ impl PreparedPolygon {
     /// Number of coordinates in the source rings (exterior plus holes, as
     /// given, including closing points).
     pub fn vertex_count(&self) -> usize {
-        self.ring_lengths().iter().map(|&n| n as usize).sum()
+        self.ring_lengths().map(|n| n as usize).sum()
     }
 
     /// Number of y-bands used.
@@ -465,8 +574,8 @@ impl PreparedPolygon {
         self.all_edges().len()
     }
 
-    /// Heap bytes this polygon's buffers take (coordinates and the `u32`
-    /// index, each with its `Arc` counts), not counting its own header
+    /// Heap bytes this polygon's buffers take (coordinates and the `u16`
+    /// or `u32` index, each with its `Arc` counts), not counting its own header
     /// (`size_of::<PreparedPolygon>()`). Copies of the polygon share them.
     pub fn heap_bytes(&self) -> usize {
         const COUNTS: usize = 2 * std::mem::size_of::<usize>();
@@ -483,7 +592,7 @@ impl PreparedPolygon {
     /// to [`new`](Self::new): same coordinates, same closing points.
     pub fn rings(&self) -> impl Iterator<Item = &[Coord<f64>]> + '_ {
         let mut at = 0usize;
-        self.ring_lengths().iter().map(move |&n| {
+        self.ring_lengths().map(move |n| {
             let ring = self.coords.get(at..at + n as usize).unwrap_or(&[]);
             at += ring.len() + usize::from(needs_closing(ring));
             ring
@@ -535,7 +644,7 @@ impl PreparedPolygon {
     /// too). Used to refine acceleration grids cell by cell.
     pub(crate) fn segments_in_y(&self, ylo: f64, yhi: f64) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
         let band = if ylo > self.max[1] || yhi < self.min[1] {
-            &[][..]
+            Entries::none()
         } else {
             let last = self.last_band as usize;
             let lo = band_index(ylo.max(self.min[1]), self.min[1], self.scale, last);
@@ -836,7 +945,7 @@ mod tests {
         assert!(p.band_count() > 4);
         for b in 0..p.band_count() {
             let ids = p.bands(b, b).expect("a band");
-            let xs: Vec<f64> = ids.iter().filter_map(|&i| p.ends(i)).map(|(a, b)| a.x.min(b.x)).collect();
+            let xs: Vec<f64> = ids.filter_map(|i| p.ends(i)).map(|(a, b)| a.x.min(b.x)).collect();
             assert!(xs.windows(2).all(|w| w[0] <= w[1]), "band {b}: {xs:?}");
         }
         for i in 0..600 {
@@ -1175,6 +1284,45 @@ mod tests {
         assert_eq!(bits(&PreparedPolygon::new(&nan).to_polygon()), bits(&nan));
     }
 
+    /// A part whose index entries do not all fit a `u16` keeps `u32`
+    /// entries, and answers and rebuilds the same as a narrow one.
+    #[test]
+    fn wide_index_for_large_parts() {
+        // A star of 70,000 coordinates with a hole: edge numbers beyond 2^16.
+        let star = |n: usize, r0: f64, r1: f64| -> Vec<Coord<f64>> {
+            (0..n)
+                .map(|i| {
+                    let a = i as f64 / n as f64 * std::f64::consts::TAU;
+                    let r = if i % 2 == 0 { r0 } else { r1 };
+                    c(r * a.cos(), r * a.sin())
+                })
+                .collect()
+        };
+        let poly = Polygon::new(LineString::from(star(70_000, 10.0, 9.0)), vec![LineString::from(star(600, 3.0, 2.0))]);
+        let wide = PreparedPolygon::new(&poly);
+        assert!(wide.wide);
+        let small =
+            Polygon::new(LineString::from(star(6_000, 10.0, 9.99)), vec![LineString::from(star(600, 3.0, 2.99))]);
+        let narrow = PreparedPolygon::new(&small);
+        assert!(!narrow.wide);
+        for (p, source) in [(&wide, &poly), (&narrow, &small)] {
+            assert_eq!(p.to_polygon(), *source);
+            assert_eq!(p.vertex_count(), 70_001.min(source.exterior().0.len()) + 601);
+            assert_eq!(p.edges(p.all_edges()).count(), p.stored_edge_count());
+            let mut rng = 0x2545_f491_4f6c_dd1du64;
+            for _ in 0..3_000 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let q = c((rng % 22_000) as f64 / 1000.0 - 11.0, ((rng >> 20) % 22_000) as f64 / 1000.0 - 11.0);
+                assert_eq!(p.covers(q), covers_brute_force(source, q), "{q:?}");
+            }
+            for &v in source.exterior().0.iter().step_by(997) {
+                assert!(p.covers(v), "vertex {v:?}");
+            }
+        }
+    }
+
     #[test]
     fn raw_rings_are_kept_as_given() {
         // An unclosed 3-coordinate ring and a single point: kept as given,
@@ -1188,10 +1336,11 @@ mod tests {
         // Edges: 3 of the triangle (one implicit) and the point's zero-length one.
         assert_eq!(p.edges(p.all_edges()).count(), p.stored_edge_count());
         assert!(p.covers(c(2.0, 2.0)) && p.covers(c(9.0, 9.0)) && !p.covers(c(9.0, 8.0)));
-        // Plus the two buffers' `Arc` counts.
+        // Plus the two buffers' `Arc` counts; every index entry fits a `u16`.
+        assert!(!p.wide);
         assert_eq!(
             p.heap_bytes(),
-            (3 + 1 + 1 + 1) * 16 + (p.band_count() + 1 + p.stored_edge_count() + 3) * 4 + 2 * 16
+            (3 + 1 + 1 + 1) * 16 + (p.band_count() + 1 + p.stored_edge_count() + 3) * 2 + 2 * 16
         );
         assert!(std::mem::size_of::<PreparedPolygon>() <= 80);
     }

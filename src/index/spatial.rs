@@ -31,7 +31,9 @@
 //!    least four cells a part (up to 2^22), whose
 //!    boundary cells are then split into 4 x 4 children, best first, down
 //!    to five levels (cells 1,024 times smaller per axis than a top cell),
-//!    within a budget of four nodes a vertex (2^16 to 2^21 nodes). "Best" is the expected number
+//!    within a budget of four nodes a vertex (2^16 to 2^21 nodes), or one
+//!    node per three vertices (up to 2^22 nodes) where the top grid holds
+//!    eight vertices a cell or more (TIGER). "Best" is the expected number
 //!    of edge tests a query saves: the node's boundary items times the
 //!    summed share of each listed part's bounding box the node covers, a
 //!    proxy for how likely queries land there (dense clusters of small
@@ -434,13 +436,30 @@ const MAX_PART_CELLS: usize = 1 << 22;
 const MIN_CELLS: usize = 1 << 16;
 /// Least number of refined nodes allowed.
 const MIN_NODES: usize = 1 << 16;
-/// Most refined nodes allowed (the node budget is four nodes a vertex
-/// within `MIN_NODES..=MAX_NODES`). More nodes keep cutting edge tests
-/// (bundled: 1.5, 0.85, 0.54 and 0.34 tests a point at 2^18, 2^20, 2^21
-/// and 2^22 nodes) but cost build time and memory: at 2^22 the TIGER
-/// build took 9.5 s (cold start target 10 s) and saved little, as its
-/// lookups are dominated by cache misses.
+/// Most refined nodes of the four-a-vertex budget (the node budget is four
+/// nodes a vertex within `MIN_NODES..=MAX_NODES`, see [`VERTICES_A_NODE`]
+/// for large sets). More nodes keep cutting edge tests (bundled: 1.5,
+/// 0.85, 0.54 and 0.34 tests a point at 2^18, 2^20, 2^21 and 2^22 nodes)
+/// but cost build time and memory, which on small sets is mostly the
+/// grid's.
 const MAX_NODES: usize = 1 << 21;
+/// Sets whose top grid holds at least [`LARGE_VERTICES_A_CELL`] vertices a
+/// cell (large, detailed parts) get at least one refined node per this
+/// many vertices, up to [`MAX_LARGE_NODES`]: on TIGER (12.7M vertices, 12
+/// a top cell) 2^22 nodes instead of 2^21 cut the edge tests a point from
+/// 1.04 to 0.74 (42 % of points need none instead of 24 %), and an edge
+/// test there is a chain of cache misses (part header, band offsets, band,
+/// coordinates) worth most of a lookup, while the walk down the grid costs
+/// ~50-65 ns. The price: ~1 s of build and 1.6 B/vertex, paid for by the
+/// two-byte band entries (see [`crate::index::prepared`]). Sets of many
+/// small parts (the 10^6 synthetic set: 17M vertices, 4 a top cell) gained
+/// little from it (2.34 tests a point) for 2 s more build, so they keep
+/// the four-a-vertex budget.
+const VERTICES_A_NODE: usize = 3;
+/// See [`VERTICES_A_NODE`].
+const LARGE_VERTICES_A_CELL: usize = 8;
+/// Most refined nodes of a large set (32 MB of nodes).
+const MAX_LARGE_NODES: usize = 1 << 22;
 /// A refined node has `FANOUT x FANOUT` children (`FANOUT = 2^FANOUT_BITS`).
 const FANOUT_BITS: u32 = 2;
 const FANOUT: usize = 1 << FANOUT_BITS;
@@ -637,7 +656,10 @@ impl Grid {
         // allocation per node, and the peak memory stays near the final
         // size (a `Vec` per node cost ~50 bytes of heap each and left the
         // allocator fragmented).
-        let budget = (vertices * 4).clamp(MIN_NODES, MAX_NODES);
+        let mut budget = (vertices * 4).clamp(MIN_NODES, MAX_NODES);
+        if vertices >= LARGE_VERTICES_A_CELL * cells {
+            budget = budget.max((vertices / VERTICES_A_NODE).min(MAX_LARGE_NODES));
+        }
         let mut spans: Vec<(u32, u32)> = offsets.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
         drop(offsets);
         let part_area: Vec<f64> = parts

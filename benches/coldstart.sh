@@ -20,11 +20,16 @@
 #   index    Snapshot::build: sort, maps, R-tree and grid (`index built` index_ms)
 #   build    prepare + index                   (`index built` build_ms)
 #   total    process start -> first 200 from /v1/resolve (measured here)
+# and the server's memory: its peak (VmHWM) and resident set (VmRSS) at the
+# first answer, and for the first start also the resident set after
+# SETTLE seconds idle (default 20; 0 skips the wait), by when the
+# allocator has handed the build's scratch memory back.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TIGER="${GEOWEBDNS_TIGER_PLACES:-/work/shared/data/bench/tiger2019-places-us.geojson.gz}"
 RUNS="${RUNS:-3}"
+SETTLE="${SETTLE:-20}"
 WORK="${COLDSTART_DIR:-/tmp/geowebdns-coldstart}"
 
 if [ ! -f "$TIGER" ]; then
@@ -53,6 +58,9 @@ if [ "$(cat "$MARK" 2>/dev/null || true)" != "$TIGER" ]; then
 fi
 echo "store: $(du -h "$WORK/geowebdns.db" | cut -f1) at $WORK; machine: $(nproc) cores,$(uptime | sed 's/.*load average/ load average/')"
 
+# status_mb PID FIELD: a /proc/PID/status field (kB) in MB.
+status_mb() { awk -v f="$2:" '$1 == f { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+
 # log_field LOG MESSAGE FIELD: a numeric field of the first log line with MESSAGE.
 log_field() { grep -m1 "$2" "$1" | grep -o "$3=[0-9]*" | head -n1 | cut -d= -f2; }
 
@@ -76,15 +84,20 @@ for run in $(seq 1 "$RUNS"); do
     fi
     sleep 0.02
   done
+  [ -n "$ready" ] || { kill "$pid" 2>/dev/null; die "the server never answered (see $log)"; }
+  memory="peak $(status_mb "$pid" VmHWM) MB, resident $(status_mb "$pid" VmRSS) MB"
+  if [ "$run" = 1 ] && [ "$SETTLE" != 0 ]; then
+    sleep "$SETTLE"
+    memory="$memory, $(status_mb "$pid" VmRSS) MB after ${SETTLE} s idle"
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  [ -n "$ready" ] || die "the server never answered (see $log)"
   total=$(echo "scale=2; ($ready - $started) / 1000000000" | bc)
   totals+=("$total")
-  printf 'start %d: %6.2f s  (jurisdictions %s, vertices %s; read %s ms, build %s ms = prepare %s ms + index %s ms)\n' \
+  printf 'start %d: %6.2f s  (jurisdictions %s, vertices %s; read %s ms, build %s ms = prepare %s ms + index %s ms; %s)\n' \
     "$run" "$total" "$(log_field "$log" 'index built' jurisdictions)" "$(log_field "$log" 'index built' vertices)" \
     "$(log_field "$log" 'index built' read_ms)" "$(log_field "$log" 'index built' build_ms)" \
-    "$(log_field "$log" 'index built' prepare_ms)" "$(log_field "$log" 'index built' index_ms)"
+    "$(log_field "$log" 'index built' prepare_ms)" "$(log_field "$log" 'index built' index_ms)" "$memory"
 done
 median=$(printf '%s\n' "${totals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "cold start: median ${median} s of ${RUNS} (target <= 10 s)"

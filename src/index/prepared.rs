@@ -417,13 +417,22 @@ impl PreparedPolygon {
         Some(BandSpan(self.entry(lo)?, self.entry(hi + 1)?))
     }
 
+    /// The `u16`s that hold index entries `range` (two an entry when
+    /// `wide`), or `None` when out of bounds.
+    #[inline]
+    fn halves(&self, range: std::ops::Range<usize>) -> Option<&[u16]> {
+        let width = 1 + usize::from(self.wide);
+        self.index.get(width * range.start..width * range.end)
+    }
+
     /// Index entry `at`.
     #[inline]
     fn entry(&self, at: usize) -> Option<u32> {
+        let halves = self.halves(at..at + 1)?;
         if self.wide {
-            self.index.get(2 * at..2 * at + 2).and_then(wide_entry)
+            wide_entry(halves)
         } else {
-            self.index.get(at).map(|&e| u32::from(e))
+            halves.first().map(|&e| u32::from(e))
         }
     }
 
@@ -436,11 +445,8 @@ impl PreparedPolygon {
     /// Index entries `range`, or `None` when out of bounds.
     #[inline]
     fn entries(&self, range: std::ops::Range<usize>) -> Option<Entries<'_>> {
-        if self.wide {
-            self.index.get(2 * range.start..2 * range.end).map(|r| Entries::Wide(r.chunks_exact(2)))
-        } else {
-            self.index.get(range).map(|r| Entries::Narrow(r.iter()))
-        }
+        let halves = self.halves(range)?;
+        Some(if self.wide { Entries::Wide(halves.chunks_exact(2)) } else { Entries::Narrow(halves.iter()) })
     }
 
     /// Every stored edge slot (edge numbers, once per band they span).
@@ -541,9 +547,7 @@ impl PreparedPolygon {
         }
         // One loop per width, so that the entry width is not decided edge
         // by edge.
-        let (start, end) = (span.0 as usize, span.1 as usize);
-        let ids = if self.wide { self.index.get(2 * start..2 * end) } else { self.index.get(start..end) };
-        match ids {
+        match self.halves(span.0 as usize..span.1 as usize) {
             None => Location::Outside,
             Some(ids) if self.wide => {
                 parity::<true>(ids.chunks_exact(2).filter_map(|h| wide_entry(h).and_then(|i| self.ends(i))), c.x, c.y)

@@ -68,10 +68,14 @@ pub fn serve_with_env(database_url: &str, key_dir: &Path, extra: &[&str], env: &
             // `address=127.0.0.1:PORT` in text lines, `"address":"127.0.0.1:PORT"` in JSON ones.
             let text = line.split("address=").nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default());
             let json = line.split("\"address\":\"").nth(1).and_then(|rest| rest.split('"').next());
-            if let Some(addr) = text.or(json) {
-                let _ = tx.send(addr.to_owned());
-            }
+            let addr = text.or(json).map(str::to_owned);
+            // Kept before the address is handed over, so that a caller
+            // reading the log once this returns finds the line that
+            // reported it.
             kept.lock().unwrap().push(line);
+            if let Some(addr) = addr {
+                let _ = tx.send(addr);
+            }
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(300)).expect("server reported its address");
@@ -118,10 +122,13 @@ pub fn start(database_url: &str, key_dir: &Path, extra: &[&str], log: &str) -> P
     let sink = lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-            }
+            let addr =
+                line.split("address=").nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned());
+            // Kept first, as in `serve_with_env`.
             sink.lock().unwrap().push(line);
+            if let Some(addr) = addr {
+                let _ = tx.send(addr);
+            }
         }
     });
     let addr = match rx.recv_timeout(Duration::from_secs(300)) {

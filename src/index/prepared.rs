@@ -264,12 +264,13 @@ impl ExactSizeIterator for Entries<'_> {}
 pub const SCAN_MAX: usize = 32;
 
 /// `entries` as a `PreparedPolygon::index` buffer: one `u16` an entry when
-/// every entry fits, else two (low half first).
-fn narrow_or_wide(entries: &[u32]) -> Arc<[u16]> {
+/// every entry fits, else two (low half first); and whether it is the
+/// latter (`PreparedPolygon::wide`).
+fn narrow_or_wide(entries: &[u32]) -> (Arc<[u16]>, bool) {
     if entries.iter().all(|&e| e <= u32::from(u16::MAX)) {
-        entries.iter().map(|&e| e as u16).collect()
+        (entries.iter().map(|&e| e as u16).collect(), false)
     } else {
-        entries.iter().flat_map(|&e| [e as u16, (e >> 16) as u16]).collect()
+        (entries.iter().flat_map(|&e| [e as u16, (e >> 16) as u16]).collect(), true)
     }
 }
 
@@ -392,15 +393,16 @@ impl PreparedPolygon {
             *slot = position(ring.len());
         }
 
+        let (index, wide) = narrow_or_wide(&index);
         PreparedPolygon {
             min,
             max,
             scale,
             coords: Arc::from(coords),
-            index: narrow_or_wide(&index),
+            index,
             last_band: position(last_band),
             scan: rings.len() == 1 && stored <= SCAN_MAX,
-            wide: index.iter().any(|&e| e > u32::from(u16::MAX)),
+            wide,
         }
     }
 

@@ -7,6 +7,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Reads a server's stderr on a thread of its own, pushing every line onto
+/// `lines`, and sends the address the server reports (`address=IP:PORT` in
+/// text lines, `"address":"IP:PORT"` in JSON ones) on the returned
+/// channel. A line is kept before its address is sent, so that a caller
+/// reading `lines` once it has the address finds the line that reported it.
+fn read_log(
+    stderr: std::process::ChildStderr,
+    lines: Arc<Mutex<Vec<String>>>,
+) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let text = line.split("address=").nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default());
+            let json = line.split("\"address\":\"").nth(1).and_then(|rest| rest.split('"').next());
+            let addr = text.or(json).map(str::to_owned);
+            lines.lock().unwrap().push(line);
+            if let Some(addr) = addr {
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    (reader, rx)
+}
+
 /// A `geowebdns serve` process, killed when the test ends, whatever happens.
 pub struct Server {
     child: Child,
@@ -59,25 +83,8 @@ pub fn serve_with_env(database_url: &str, key_dir: &Path, extra: &[&str], env: &
         .stderr(Stdio::piped())
         .spawn()
         .expect("start geowebdns");
-    let stderr = child.stderr.take().unwrap();
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let kept = logs.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // `address=127.0.0.1:PORT` in text lines, `"address":"127.0.0.1:PORT"` in JSON ones.
-            let text = line.split("address=").nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default());
-            let json = line.split("\"address\":\"").nth(1).and_then(|rest| rest.split('"').next());
-            let addr = text.or(json).map(str::to_owned);
-            // Kept before the address is handed over, so that a caller
-            // reading the log once this returns finds the line that
-            // reported it.
-            kept.lock().unwrap().push(line);
-            if let Some(addr) = addr {
-                let _ = tx.send(addr);
-            }
-        }
-    });
+    let (reader, rx) = read_log(child.stderr.take().unwrap(), logs.clone());
     let addr = rx.recv_timeout(Duration::from_secs(300)).expect("server reported its address");
     Server { child, base: format!("http://{addr}"), logs, reader: Some(reader) }
 }
@@ -116,21 +123,9 @@ pub fn start(database_url: &str, key_dir: &Path, extra: &[&str], log: &str) -> P
         .stderr(Stdio::piped())
         .spawn()
         .expect("start geowebdns");
-    let stderr = child.stderr.take().unwrap();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let addr =
-                line.split("address=").nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned());
-            // Kept first, as in `serve_with_env`.
-            sink.lock().unwrap().push(line);
-            if let Some(addr) = addr {
-                let _ = tx.send(addr);
-            }
-        }
-    });
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    // The reader thread ends with the process's stderr; not joined.
+    let (_, rx) = read_log(child.stderr.take().unwrap(), lines.clone());
     let addr = match rx.recv_timeout(Duration::from_secs(300)) {
         Ok(addr) => addr,
         Err(_) => {

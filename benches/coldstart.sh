@@ -21,9 +21,10 @@
 #   build    prepare + index                   (`index built` build_ms)
 #   total    process start -> first 200 from /v1/resolve (measured here)
 # and the server's memory: its peak (VmHWM) and resident set (VmRSS) at the
-# first answer, and for the first start also the resident set after
-# SETTLE seconds idle (default 20; 0 skips the wait), by when the
-# allocator has handed the build's scratch memory back.
+# first answer (and how much of it is in transparent huge pages), and for
+# the first start also the resident set after SETTLE seconds idle (default
+# 20; 0 skips the wait), by when the allocator has handed the build's
+# scratch memory back.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -61,6 +62,9 @@ echo "store: $(du -h "$WORK/geowebdns.db" | cut -f1) at $WORK; machine: $(nproc)
 # status_mb PID FIELD: a /proc/PID/status field (kB) in MB.
 status_mb() { awk -v f="$2:" '$1 == f { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 
+# huge_mb PID: the server's anonymous memory in transparent huge pages, in MB.
+huge_mb() { awk '$1 == "AnonHugePages:" { printf "%d", $2 / 1024 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"; }
+
 # log_field LOG MESSAGE FIELD: a numeric field of the first log line with MESSAGE.
 log_field() { grep -m1 "$2" "$1" | grep -o "$3=[0-9]*" | head -n1 | cut -d= -f2; }
 
@@ -85,7 +89,7 @@ for run in $(seq 1 "$RUNS"); do
     sleep 0.02
   done
   [ -n "$ready" ] || { kill "$pid" 2>/dev/null; die "the server never answered (see $log)"; }
-  memory="peak $(status_mb "$pid" VmHWM) MB, resident $(status_mb "$pid" VmRSS) MB"
+  memory="peak $(status_mb "$pid" VmHWM) MB, resident $(status_mb "$pid" VmRSS) MB ($(huge_mb "$pid") MB in huge pages)"
   if [ "$run" = 1 ] && [ "$SETTLE" != 0 ]; then
     sleep "$SETTLE"
     memory="$memory, $(status_mb "$pid" VmRSS) MB after ${SETTLE} s idle"

@@ -11,6 +11,7 @@ pub mod sqlite;
 
 use crate::model::{Endpoint, Health, Jurisdiction};
 use async_trait::async_trait;
+use futures_util::{Stream, TryStreamExt};
 use std::sync::Arc;
 
 /// Errors of the storage layer. They carry no HTTP meaning; the API layer maps them.
@@ -54,6 +55,22 @@ pub enum StoreError {
 
 /// Convenience alias.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Converts rows as the database hands them over, one at a time, so that
+/// only one row's copy is alive at once. With `fetch_all` every row of the
+/// registry (its boundaries: ~380 MB on the TIGER places) was alive at once,
+/// allocated by SQLite's C allocator, whose arenas keep that memory resident
+/// after it is freed (BENCHMARKS.md, "Server memory at cold start").
+async fn collect_rows<R, T>(
+    mut rows: impl Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    convert: impl Fn(&R) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        out.push(convert(&row)?);
+    }
+    Ok(out)
+}
 
 /// A jurisdiction as stored: the record plus its boundary as GeoJSON geometry text.
 #[derive(Debug, Clone)]

@@ -408,8 +408,8 @@ impl Store for SqliteStore {
     }
 
     async fn load_jurisdictions(&self) -> StoreResult<Vec<StoredJurisdiction>> {
-        let rows = sqlx::query("select * from jurisdictions order by id").fetch_all(&self.pool).await?;
-        rows.iter().map(jurisdiction_from_row).collect()
+        super::collect_rows(sqlx::query("select * from jurisdictions order by id").fetch(&self.pool), jurisdiction_from_row)
+            .await
     }
 
     async fn load_endpoints(&self) -> StoreResult<Vec<Endpoint>> {

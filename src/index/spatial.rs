@@ -93,6 +93,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use geo::{Coord, MultiPolygon};
+use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
 
@@ -555,6 +556,20 @@ struct Pending {
     row: u32,
 }
 
+/// What refining one node gives ([`Grid::refine`]).
+struct Refined {
+    /// The node's items that stay on it (parts covering it wholly).
+    kept: Vec<u32>,
+    /// The children's lists, one after another in child order.
+    children: Vec<u32>,
+    /// The length of each child's list.
+    lens: [u32; FANOUT * FANOUT],
+}
+
+/// Nodes refined a batch ([`Grid::build`]): enough to share among cores,
+/// few beside the 2^16..2^22-node budgets.
+const REFINE_BATCH: usize = 256;
+
 impl PartialEq for Pending {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other).is_eq()
@@ -615,33 +630,38 @@ impl Grid {
             item_count: 0,
         };
 
-        // Top level: (cell, item) pairs, then a counting sort into CSR form.
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
-        let mut scratch = Scratch::default();
-        for (slot, poly) in parts.iter().enumerate() {
-            let (a, b) = poly.bbox();
-            let range = [
-                grid.cell(a[0], 0, TOP_SHIFT),
-                grid.cell(a[1], 1, TOP_SHIFT),
-                grid.cell(b[0], 0, TOP_SHIFT),
-                grid.cell(b[1], 1, TOP_SHIFT),
-            ];
-            let slot = slot as u32;
-            grid.classify(poly, TOP_SHIFT, range, poly.segments(), &mut scratch, |q, r, inside| {
-                pairs.push(((r * dims[0] + q) as u32, slot << 1 | u32::from(inside)));
-            });
-        }
+        // Top level: (cell, item) pairs, each part's on whichever core gets
+        // to it, kept in part order; then a counting sort into CSR form.
+        let per_part: Vec<Vec<(u32, u32)>> = parts
+            .par_iter()
+            .enumerate()
+            .map_init(Scratch::default, |scratch, (slot, poly)| {
+                let (a, b) = poly.bbox();
+                let range = [
+                    grid.cell(a[0], 0, TOP_SHIFT),
+                    grid.cell(a[1], 1, TOP_SHIFT),
+                    grid.cell(b[0], 0, TOP_SHIFT),
+                    grid.cell(b[1], 1, TOP_SHIFT),
+                ];
+                let slot = slot as u32;
+                let mut pairs = Vec::new();
+                grid.classify(poly, TOP_SHIFT, range, poly.segments(), scratch, |q, r, inside| {
+                    pairs.push(((r * dims[0] + q) as u32, slot << 1 | u32::from(inside)));
+                });
+                pairs
+            })
+            .collect();
         let cells = dims[0] * dims[1];
         let mut offsets = vec![0u32; cells + 1];
-        for &(cell, _) in &pairs {
+        for &(cell, _) in per_part.iter().flatten() {
             offsets[cell as usize + 1] += 1;
         }
         for i in 0..cells {
             offsets[i + 1] += offsets[i];
         }
         let mut cursor = offsets[..cells].to_vec();
-        let mut items = vec![0u32; pairs.len()];
-        for (cell, item) in pairs {
+        let mut items = vec![0u32; per_part.iter().map(Vec::len).sum()];
+        for (cell, item) in per_part.into_iter().flatten() {
             let at = &mut cursor[cell as usize];
             items[*at as usize] = item;
             *at += 1;
@@ -695,74 +715,65 @@ impl Grid {
                 })
             })
             .collect();
-        let mut list: Vec<u32> = Vec::new();
-        let mut children: Vec<Vec<u32>> = vec![Vec::new(); FANOUT * FANOUT];
-        while let Some(p) = heap.pop() {
-            if spans.len() - cells + FANOUT * FANOUT > budget {
+        // Nodes are refined in batches, the batch's nodes on every core:
+        // a refinement only reads the parts and the node's own list, and
+        // the results are written back in the order the nodes left the
+        // heap, so the grid does not depend on the number of threads. A
+        // batch's children wait for the next batch, which departs from the
+        // strict greedy order only among nodes of about equal priority.
+        'refine: loop {
+            let mut batch = Vec::with_capacity(REFINE_BATCH);
+            let mut planned = spans.len();
+            while batch.len() < REFINE_BATCH && planned - cells + FANOUT * FANOUT <= budget {
+                let Some(p) = heap.pop() else { break };
+                planned += FANOUT * FANOUT;
+                batch.push(p);
+            }
+            if batch.is_empty() {
                 break;
             }
-            let Ok(block) = u32::try_from(spans.len()) else { break };
-            if block >= (1 << 30) - (FANOUT * FANOUT) as u32 {
-                break;
-            }
-            let old = span_of(&spans, p.node as usize);
-            list.clear();
-            list.extend_from_slice(&items[old.clone()]);
-            let shift = TOP_SHIFT - FANOUT_BITS * (p.depth + 1);
-            let (c0, r0) = (p.col as usize * FANOUT, p.row as usize * FANOUT);
-            let (c1, r1) = (c0 + FANOUT - 1, r0 + FANOUT - 1);
-            // The node's y-range, widened by one fine cell so that every
-            // edge that maps into it is among the band edges read.
-            let fine = 1.0 / grid.fine_scale[1];
-            let ylo = grid.min[1] + ((r0 << shift) as f64 - 1.0) * fine;
-            let yhi = grid.min[1] + (((r1 + 1) << shift) as f64 + 1.0) * fine;
-            children.iter_mut().for_each(Vec::clear);
-            let mut kept = 0;
-            for &item in &list {
-                if item & 1 == 1 {
-                    // Written over the node's old list, which is at least
-                    // one (boundary) item longer than what is kept.
-                    items[old.start + kept] = item;
-                    kept += 1;
-                    continue;
+            let refined: Vec<Refined> = batch
+                .par_iter()
+                .map_init(
+                    || (Scratch::default(), <[Vec<u32>; FANOUT * FANOUT]>::default()),
+                    |(scratch, children), p| {
+                        grid.refine(parts, &items[span_of(&spans, p.node as usize)], p, scratch, children)
+                    },
+                )
+                .collect();
+            for (p, refined) in batch.iter().zip(refined) {
+                let Ok(block) = u32::try_from(spans.len()) else { break 'refine };
+                if block >= (1 << 30) - (FANOUT * FANOUT) as u32
+                    || u32::try_from(items.len() + refined.children.len()).is_err()
+                {
+                    // Beyond 30-bit nodes or u32 item positions: stop
+                    // refining (this node's list is still the old one).
+                    break 'refine;
                 }
-                let Some(poly) = parts.get((item >> 1) as usize) else { continue };
-                let (a, b) = poly.bbox();
-                let range = [
-                    grid.cell(a[0], 0, shift).max(c0),
-                    grid.cell(a[1], 1, shift).max(r0),
-                    grid.cell(b[0], 0, shift).min(c1),
-                    grid.cell(b[1], 1, shift).min(r1),
-                ];
-                if range[0] > range[2] || range[1] > range[3] {
-                    continue;
+                let old = span_of(&spans, p.node as usize);
+                let kept = refined.kept.len();
+                // The old list is at least one (boundary) item longer than
+                // what is kept, so the node's new list fits in its place.
+                items[old.start..old.start + kept].copy_from_slice(&refined.kept);
+                items[old.start + kept] = CHILD | block;
+                spans[p.node as usize].1 = kept as u32 + 1;
+                let (c0, r0) = (p.col as usize * FANOUT, p.row as usize * FANOUT);
+                let mut at = 0;
+                for (i, &len) in refined.lens.iter().enumerate() {
+                    let child = &refined.children[at..at + len as usize];
+                    at += len as usize;
+                    if let Some(priority) = weigh(child, p.depth + 1) {
+                        heap.push(Pending {
+                            priority,
+                            node: block + i as u32,
+                            depth: p.depth + 1,
+                            col: (c0 + i % FANOUT) as u32,
+                            row: (r0 + i / FANOUT) as u32,
+                        });
+                    }
+                    spans.push((items.len() as u32, len));
+                    items.extend_from_slice(child);
                 }
-                let slot = item >> 1;
-                grid.classify(poly, shift, range, poly.segments_in_y(ylo, yhi), &mut scratch, |q, r, inside| {
-                    children[(r - r0) * FANOUT + (q - c0)].push(slot << 1 | u32::from(inside));
-                });
-            }
-            let added: usize = children.iter().map(Vec::len).sum();
-            if u32::try_from(items.len() + added).is_err() {
-                // Beyond u32 positions: stop refining, with this node's
-                // list restored.
-                items[old].copy_from_slice(&list);
-                break;
-            }
-            items[old.start + kept] = CHILD | block;
-            spans[p.node as usize].1 = kept as u32 + 1;
-            for (i, child) in children.iter().enumerate() {
-                if let Some(priority) = weigh(child, p.depth + 1) {
-                    heap.push(Pending {
-                        priority,
-                        node: block + i as u32,
-                        depth: p.depth + 1,
-                        col: (c0 + i % FANOUT) as u32,
-                        row: (r0 + i / FANOUT) as u32,
-                    });
-                }
-                spans.push((items.len() as u32, child.len() as u32));
-                items.extend_from_slice(child);
             }
         }
         drop(heap);
@@ -792,6 +803,56 @@ impl Grid {
         grid.nodes = nodes;
         grid.spill = spill;
         grid
+    }
+
+    /// Refines node `p`, whose list is `list`: the items it keeps (parts
+    /// that cover it wholly) and its children's lists (each boundary part
+    /// classified over the node's cells one level down).
+    /// `children` is scratch space.
+    fn refine(
+        &self,
+        parts: &[PreparedPolygon],
+        list: &[u32],
+        p: &Pending,
+        scratch: &mut Scratch,
+        children: &mut [Vec<u32>; FANOUT * FANOUT],
+    ) -> Refined {
+        let mut refined = Refined { kept: Vec::new(), children: Vec::new(), lens: [0; FANOUT * FANOUT] };
+        children.iter_mut().for_each(Vec::clear);
+        let shift = TOP_SHIFT - FANOUT_BITS * (p.depth + 1);
+        let (c0, r0) = (p.col as usize * FANOUT, p.row as usize * FANOUT);
+        let (c1, r1) = (c0 + FANOUT - 1, r0 + FANOUT - 1);
+        // The node's y-range, widened by one fine cell so that every edge
+        // that maps into it is among the band edges read.
+        let fine = 1.0 / self.fine_scale[1];
+        let ylo = self.min[1] + ((r0 << shift) as f64 - 1.0) * fine;
+        let yhi = self.min[1] + (((r1 + 1) << shift) as f64 + 1.0) * fine;
+        for &item in list {
+            if item & 1 == 1 {
+                refined.kept.push(item);
+                continue;
+            }
+            let Some(poly) = parts.get((item >> 1) as usize) else { continue };
+            let (a, b) = poly.bbox();
+            let range = [
+                self.cell(a[0], 0, shift).max(c0),
+                self.cell(a[1], 1, shift).max(r0),
+                self.cell(b[0], 0, shift).min(c1),
+                self.cell(b[1], 1, shift).min(r1),
+            ];
+            if range[0] > range[2] || range[1] > range[3] {
+                continue;
+            }
+            let slot = item >> 1;
+            self.classify(poly, shift, range, poly.segments_in_y(ylo, yhi), scratch, |q, r, inside| {
+                children[(r - r0) * FANOUT + (q - c0)].push(slot << 1 | u32::from(inside));
+            });
+        }
+        for (len, child) in refined.lens.iter_mut().zip(children.iter()) {
+            *len = child.len() as u32;
+            refined.children.extend_from_slice(child);
+        }
+        refined
     }
 
     /// For every cell at level `shift` in `range` (`[c0, r0, c1, r1]`,
@@ -1181,25 +1242,10 @@ mod tests {
         assert_eq!(q(&idx, f64::NAN, 0.5), Vec::<u32>::new());
     }
 
-    #[test]
-    fn rebuild_reuses_prepared_geometry() {
-        let g = prepare(&MultiPolygon(vec![sq(0.0, 0.0, 1.0)]));
-        let a = SpatialIndex::build(vec![(1, Arc::clone(&g))]);
-        let b = SpatialIndex::build(vec![(1, Arc::clone(&g)), (2, Arc::clone(&g))]);
-        // The indexes keep copies of the header that share its buffers.
-        assert!(a.polygons[0].shares_buffers_with(&g[0]));
-        assert!(b.polygons.iter().all(|p| p.shares_buffers_with(&g[0])) && b.polygons.len() == 2);
-        assert!(!prepare(&MultiPolygon(vec![sq(0.0, 0.0, 1.0)]))[0].shares_buffers_with(&g[0]));
-        assert_eq!(q(&a, 0.5, 0.5), vec![1]);
-        assert_eq!(q(&b, 0.5, 0.5), vec![1, 2]);
-    }
-    /// Many small, shared-edge and overlapping polygons in a large extent:
-    /// the grid must refine, and every answer (random points, vertices,
-    /// edge midpoints, points just off vertices) must equal the R-tree
-    /// path and a brute-force scan.
-    #[test]
-    fn refined_grid_matches_brute_force() {
-        use rand::{Rng, SeedableRng};
+    /// A wide frame, and a 30 x 30 mesh of 0.01-degree squares sharing
+    /// edges with triangles over them: a grid with refined nodes and
+    /// spilled lists.
+    fn mesh() -> Vec<(u32, geo::Polygon<f64>)> {
         let mut polys: Vec<(u32, geo::Polygon<f64>)> = Vec::new();
         // A wide frame so that the small polygons share few top cells.
         polys.push((0, sq(-100.0, -50.0, 200.0)));
@@ -1220,6 +1266,49 @@ mod tests {
                 }
             }
         }
+        polys
+    }
+
+    /// The refinement runs in batches on every core, and the grid comes
+    /// out the same whatever the number of threads.
+    #[test]
+    fn grid_does_not_depend_on_threads() {
+        let build = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+            pool.install(|| {
+                SpatialIndex::build(mesh().iter().map(|(k, p)| (*k, prepare(&MultiPolygon(vec![p.clone()])))).collect())
+            })
+        };
+        let one = build(1);
+        assert!(one.grid.nodes.len() > REFINE_BATCH * FANOUT * FANOUT, "several refinement batches");
+        for threads in [2, 5] {
+            let many = build(threads);
+            assert_eq!(many.grid.nodes, one.grid.nodes, "{threads} threads");
+            assert_eq!(many.grid.spill, one.grid.spill, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn rebuild_reuses_prepared_geometry() {
+        let g = prepare(&MultiPolygon(vec![sq(0.0, 0.0, 1.0)]));
+        let a = SpatialIndex::build(vec![(1, Arc::clone(&g))]);
+        let b = SpatialIndex::build(vec![(1, Arc::clone(&g)), (2, Arc::clone(&g))]);
+        // The indexes keep copies of the header that share its buffers.
+        assert!(a.polygons[0].shares_buffers_with(&g[0]));
+        assert!(b.polygons.iter().all(|p| p.shares_buffers_with(&g[0])) && b.polygons.len() == 2);
+        assert!(!prepare(&MultiPolygon(vec![sq(0.0, 0.0, 1.0)]))[0].shares_buffers_with(&g[0]));
+        assert_eq!(q(&a, 0.5, 0.5), vec![1]);
+        assert_eq!(q(&b, 0.5, 0.5), vec![1, 2]);
+    }
+
+    /// Many small, shared-edge and overlapping polygons in a large extent:
+    /// the grid must refine, and every answer (random points, vertices,
+    /// edge midpoints, points just off vertices) must equal the R-tree
+    /// path and a brute-force scan.
+    #[test]
+    fn refined_grid_matches_brute_force() {
+        use rand::{Rng, SeedableRng};
+        let polys = mesh();
         let idx =
             SpatialIndex::build(polys.iter().map(|(k, p)| (*k, prepare(&MultiPolygon(vec![p.clone()])))).collect());
         let (cols, rows, nodes, _) = idx.grid_stats();

@@ -408,8 +408,11 @@ impl Store for SqliteStore {
     }
 
     async fn load_jurisdictions(&self) -> StoreResult<Vec<StoredJurisdiction>> {
-        super::collect_rows(sqlx::query("select * from jurisdictions order by id").fetch(&self.pool), jurisdiction_from_row)
-            .await
+        super::collect_rows(
+            sqlx::query("select * from jurisdictions order by id").fetch(&self.pool),
+            jurisdiction_from_row,
+        )
+        .await
     }
 
     async fn load_endpoints(&self) -> StoreResult<Vec<Endpoint>> {

@@ -630,38 +630,38 @@ impl Grid {
             item_count: 0,
         };
 
-        // Top level: (cell, item) pairs, each part's on whichever core gets
-        // to it, kept in part order; then a counting sort into CSR form.
-        let per_part: Vec<Vec<(u32, u32)>> = parts
-            .par_iter()
-            .enumerate()
-            .map_init(Scratch::default, |scratch, (slot, poly)| {
-                let (a, b) = poly.bbox();
-                let range = [
-                    grid.cell(a[0], 0, TOP_SHIFT),
-                    grid.cell(a[1], 1, TOP_SHIFT),
-                    grid.cell(b[0], 0, TOP_SHIFT),
-                    grid.cell(b[1], 1, TOP_SHIFT),
-                ];
-                let slot = slot as u32;
-                let mut pairs = Vec::new();
-                grid.classify(poly, TOP_SHIFT, range, poly.segments(), scratch, |q, r, inside| {
-                    pairs.push(((r * dims[0] + q) as u32, slot << 1 | u32::from(inside)));
-                });
-                pairs
-            })
-            .collect();
+        // Top level: (cell, item) pairs, then a counting sort into CSR form.
+        // On this thread: done in parallel, the pairs were allocated by
+        // other threads, whose freed memory jemalloc keeps in their arenas
+        // where this thread's later allocations cannot reuse it (+14 B/vertex
+        // of resident memory after the build at 10^6 parts), for no cold
+        // start gain beyond the noise (BENCHMARKS.md, thirteenth session).
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut scratch = Scratch::default();
+        for (slot, poly) in parts.iter().enumerate() {
+            let (a, b) = poly.bbox();
+            let range = [
+                grid.cell(a[0], 0, TOP_SHIFT),
+                grid.cell(a[1], 1, TOP_SHIFT),
+                grid.cell(b[0], 0, TOP_SHIFT),
+                grid.cell(b[1], 1, TOP_SHIFT),
+            ];
+            let slot = slot as u32;
+            grid.classify(poly, TOP_SHIFT, range, poly.segments(), &mut scratch, |q, r, inside| {
+                pairs.push(((r * dims[0] + q) as u32, slot << 1 | u32::from(inside)));
+            });
+        }
         let cells = dims[0] * dims[1];
         let mut offsets = vec![0u32; cells + 1];
-        for &(cell, _) in per_part.iter().flatten() {
+        for &(cell, _) in &pairs {
             offsets[cell as usize + 1] += 1;
         }
         for i in 0..cells {
             offsets[i + 1] += offsets[i];
         }
         let mut cursor = offsets[..cells].to_vec();
-        let mut items = vec![0u32; per_part.iter().map(Vec::len).sum()];
-        for (cell, item) in per_part.into_iter().flatten() {
+        let mut items = vec![0u32; pairs.len()];
+        for (cell, item) in pairs {
             let at = &mut cursor[cell as usize];
             items[*at as usize] = item;
             *at += 1;

@@ -58,9 +58,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Converts rows as the database hands them over, one at a time, so that
 /// only one row's copy is alive at once. With `fetch_all` every row of the
-/// registry (its boundaries: ~380 MB on the TIGER places) was alive at once,
-/// allocated by SQLite's C allocator, whose arenas keep that memory resident
-/// after it is freed (BENCHMARKS.md, "Server memory at cold start").
+/// registry (its boundaries: ~380 MB on the TIGER places) was alive at once;
+/// under SQLite those copies come from the C allocator, whose arenas keep
+/// the memory resident after it is freed (BENCHMARKS.md, "Server memory at
+/// cold start" and the thirteenth session).
 async fn collect_rows<R, T>(
     mut rows: impl Stream<Item = Result<R, sqlx::Error>> + Unpin,
     convert: impl Fn(&R) -> StoreResult<T>,

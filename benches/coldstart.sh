@@ -15,8 +15,10 @@
 # instead of building one (see lib.sh).
 #
 # Phases printed per start (from the server's own log lines):
-#   read     rows read from the store          (`index built` read_ms)
-#   prepare  boundaries parsed and prepared    (`index built` prepare_ms)
+#   read     rows read from the store, while the rows already read are
+#            parsed and prepared on every core (`index built` read_ms)
+#   prepare  the preparation left after the last row was read
+#            (`index built` prepare_ms)
 #   index    Snapshot::build: sort, maps, R-tree and grid (`index built` index_ms)
 #   build    prepare + index                   (`index built` build_ms)
 #   total    process start -> first 200 from /v1/resolve (measured here)

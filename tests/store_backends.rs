@@ -88,6 +88,8 @@ backend_tests!(
     failed_writes_leave_no_trace,
     ordering_is_bytewise,
     changes_since,
+    load_entries_in_order,
+    load_entries_names_first_bad_boundary,
 );
 
 // ---------------------------------------------------------------------------
@@ -314,6 +316,62 @@ async fn import_round_trip(store: DynStore) {
     let outcome = store.import(ImportBatch::default(), &Actor::local("cli"), "import").await.unwrap();
     assert_eq!(outcome.seq, 10);
     assert_eq!(store.latest_seq().await.unwrap(), 10);
+}
+
+/// Enough rows for many batches on every preparing thread, with boundaries
+/// of very different sizes (so batches finish out of order) and endpoints
+/// on some of them.
+async fn load_entries_in_order(store: DynStore) {
+    let mut js = Vec::new();
+    let mut es = Vec::new();
+    for i in 0..700 {
+        let id = format!("us-place:{:07}", (i * 7919) % 10_000);
+        let mut j = jurisdiction(&id, Tier::Place, None);
+        let (x, y) = (-120.0 + (i % 40) as f64, 30.0 + (i / 40) as f64 * 0.5);
+        // Every 50th row a ring of 20,000 vertices (~500 KB of text).
+        let n = if i % 50 == 0 { 20_000 } else { 4 + i % 9 };
+        let ring: Vec<String> = (0..=n)
+            .map(|k| {
+                let a = std::f64::consts::TAU * (k % n) as f64 / n as f64;
+                format!("[{},{}]", x + 0.2 * a.cos(), y + 0.2 * a.sin())
+            })
+            .collect();
+        j.boundary = format!(r#"{{"type":"Polygon","coordinates":[[{}]]}}"#, ring.join(","));
+        if i % 3 == 0 {
+            es.push(endpoint(&format!("e{i}"), &id));
+        }
+        js.push(j);
+    }
+    store.import(ImportBatch { jurisdictions: js.clone(), endpoints: es }, &actor(), "import").await.unwrap();
+
+    let rows = store.load_jurisdictions().await.unwrap();
+    let endpoints = store.load_endpoints().await.unwrap();
+    let entries = geowebdns::index::load_entries(&store, endpoints.clone()).await.unwrap();
+    assert_eq!(entries.len(), rows.len());
+    for (entry, row) in entries.iter().zip(&rows) {
+        assert_eq!(entry.record.id, row.record.id, "entries come in id order");
+        let mine: Vec<_> = endpoints.iter().filter(|e| e.jurisdiction_id == row.record.id).map(|e| &e.id).collect();
+        let attached: Vec<_> = entry.endpoints.iter().map(|e| &e.id).collect();
+        assert_eq!(attached, mine, "{}'s endpoints", row.record.id);
+        let input = js.iter().find(|j| j.record.id == row.record.id).unwrap();
+        let boundary = geowebdns::geometry::parse_stored(&input.boundary).unwrap();
+        assert!(entry.has_boundary(&boundary), "{}'s boundary", row.record.id);
+    }
+}
+
+/// Unreadable stored boundaries (the store keeps boundary text as written)
+/// fail the load, naming the first one in id order whichever thread met it.
+async fn load_entries_names_first_bad_boundary(store: DynStore) {
+    let mut js: Vec<_> = (0..300).map(|i| jurisdiction(&format!("us-place:{i:04}"), Tier::Place, None)).collect();
+    js[120].boundary = r#"{"type":"Polygon","coordinates":[[[0,0],[1"#.to_owned();
+    js[280].boundary = "not json".to_owned();
+    store.import(ImportBatch { jurisdictions: js, endpoints: Vec::new() }, &actor(), "import").await.unwrap();
+    for _ in 0..5 {
+        match geowebdns::index::load_entries(&store, Vec::new()).await {
+            Err(e) => assert!(e.to_string().contains("`us-place:0120`"), "{e}"),
+            Ok(_) => panic!("loaded unreadable boundaries"),
+        }
+    }
 }
 
 async fn latest_seq_increments(store: DynStore) {

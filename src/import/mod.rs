@@ -18,7 +18,7 @@ pub mod reader;
 
 use crate::export::{Dump, DumpError, RestoreSummary};
 use crate::geometry::{self, GeometryError};
-use crate::index::{entries_from_rows, Snapshot};
+use crate::index::{load_entries, Snapshot};
 use crate::model::{Endpoint, Jurisdiction, Tier};
 use crate::store::{Actor, DynStore, ImportBatch, StoreError, StoredJurisdiction};
 use geo::MultiPolygon;
@@ -136,6 +136,15 @@ pub enum ImportError {
     /// A registry export could not be restored.
     #[error(transparent)]
     Dump(#[from] crate::export::DumpError),
+}
+
+impl From<crate::index::IndexError> for ImportError {
+    fn from(e: crate::index::IndexError) -> Self {
+        match e {
+            crate::index::IndexError::Store(e) => ImportError::Store(e),
+            other => ImportError::Index(other.to_string()),
+        }
+    }
 }
 
 /// The outcome of an import.
@@ -362,10 +371,9 @@ pub async fn import_features(
         .await
         .map_err(|e| ImportError::Index(e.to_string()))??;
     summary.endpoints = endpoints.len();
-    let rows = store.load_jurisdictions().await?;
+    let entries = load_entries(store, Vec::new()).await?;
     let (batch, parents_set) =
         tokio::task::spawn_blocking(move || -> Result<(Vec<StoredJurisdiction>, usize), ImportError> {
-            let entries = entries_from_rows(rows, Vec::new()).map_err(|e| ImportError::Index(e.to_string()))?;
             let current = Snapshot::build(0, entries);
             let mapped: Vec<Option<String>> = jurisdictions.iter().map(|j| j.record.parent.clone()).collect();
             let count = mapped.len();
@@ -459,9 +467,8 @@ pub fn plan_import(current: &Snapshot, new: Vec<StoredJurisdiction>) -> Result<V
 /// whole store and writes the changes. Returns how many parents changed and
 /// the seq after the write.
 pub async fn compute_parents(store: &DynStore) -> Result<(usize, i64), ImportError> {
-    let rows = store.load_jurisdictions().await?;
+    let entries = load_entries(store, Vec::new()).await?;
     let parents = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Option<String>)>, ImportError> {
-        let entries = entries_from_rows(rows, Vec::new()).map_err(|e| ImportError::Index(e.to_string()))?;
         Ok(derive_parents(&Snapshot::build(0, entries)))
     })
     .await

@@ -779,68 +779,113 @@ pub enum IndexError {
     Task(String),
 }
 
-/// Builds entries from stored rows (parsing and preparing every boundary),
-/// on every available core (`std::thread::scope`; rows are taken in small
-/// batches from a shared counter, so a few huge boundaries do not leave the
-/// other threads idle). Entries come back in row order; on unreadable
-/// boundaries the error names the first such row.
-pub fn entries_from_rows(
-    rows: Vec<StoredJurisdiction>,
+/// A row, its place in the read order and its endpoints, on its way to a
+/// preparing thread ([`load_entries`]).
+type Job = (usize, StoredJurisdiction, Vec<Endpoint>);
+
+/// Rows are handed to the preparing threads in batches of at most this many
+/// rows...
+const PREPARE_BATCH_ROWS: usize = 16;
+/// ... or of at least this many bytes of boundary text, whichever comes
+/// first, so that a run of huge boundaries is shared out too.
+const PREPARE_BATCH_BYTES: usize = 256 << 10;
+
+/// Reads every jurisdiction from the store and builds its entry (parsing and
+/// preparing the boundary, attaching its `endpoints`), in id order.
+///
+/// Rows are prepared while the next ones are read: they go in small batches
+/// through a bounded channel to one thread per core, so the store read (one
+/// SQLite or network thread) and the preparation overlap, and a row's
+/// boundary text is freed once it is prepared rather than after the whole
+/// read. On an unreadable boundary the error names the first such row in id
+/// order; a store error ends the read and is returned.
+pub async fn load_entries(store: &DynStore, endpoints: Vec<Endpoint>) -> Result<Vec<Arc<Entry>>, IndexError> {
+    Ok(load_entries_timed(store, endpoints).await?.0)
+}
+
+/// [`load_entries`], also giving when the last row had been read.
+async fn load_entries_timed(
+    store: &DynStore,
     endpoints: Vec<Endpoint>,
-) -> Result<Vec<Arc<Entry>>, IndexError> {
+) -> Result<(Vec<Arc<Entry>>, Instant), IndexError> {
+    use futures_util::TryStreamExt;
     let mut by_jurisdiction: HashMap<String, Vec<Endpoint>> = HashMap::new();
     for e in endpoints {
         by_jurisdiction.entry(e.jurisdiction_id.clone()).or_default().push(e);
     }
-    let one = |row: StoredJurisdiction, endpoints: Vec<Endpoint>| -> Result<Arc<Entry>, IndexError> {
-        let boundary = geometry::parse_stored(&row.boundary)
-            .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
-        Ok(Arc::new(Entry::new(row.record, &boundary, endpoints)))
-    };
-    // A row and its endpoints, taken by whichever thread gets there first.
-    type Job = std::sync::Mutex<Option<(StoredJurisdiction, Vec<Endpoint>)>>;
-    let jobs: Vec<Job> = rows
-        .into_iter()
-        .map(|row| {
-            let endpoints = by_jurisdiction.remove(&row.record.id).unwrap_or_default();
-            std::sync::Mutex::new(Some((row, endpoints)))
-        })
-        .collect();
-    const BATCH: usize = 16;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().div_ceil(BATCH));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
-            if start >= jobs.len() {
-                return done;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Job>>(threads * 4);
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let mut workers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let rx = Arc::clone(&rx);
+        let spawned = std::thread::Builder::new().name("geowebdns-prepare".into()).spawn(move || {
+            let mut done = Vec::new();
+            loop {
+                let batch = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).blocking_recv();
+                let Some(batch) = batch else { return done };
+                for (i, row, endpoints) in batch {
+                    done.push((i, entry_from_row(row, endpoints)));
+                }
             }
-            for (i, job) in jobs.iter().enumerate().skip(start).take(BATCH) {
-                let taken = job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-                if let Some((row, endpoints)) = taken {
-                    done.push((i, one(row, endpoints)));
+        });
+        match spawned {
+            Ok(worker) => workers.push(worker),
+            // Fewer threads will do, as long as there is one.
+            Err(e) if workers.is_empty() => return Err(IndexError::Task(format!("no preparing thread: {e}"))),
+            Err(_) => break,
+        }
+    }
+    drop(rx);
+    let read = async {
+        let mut rows = store.jurisdiction_stream();
+        let (mut batch, mut bytes, mut n) = (Vec::new(), 0, 0);
+        while let Some(row) = rows.try_next().await? {
+            let endpoints = by_jurisdiction.remove(&row.record.id).unwrap_or_default();
+            bytes += row.boundary.len();
+            batch.push((n, row, endpoints));
+            n += 1;
+            if batch.len() >= PREPARE_BATCH_ROWS || bytes >= PREPARE_BATCH_BYTES {
+                bytes = 0;
+                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    break;
                 }
             }
         }
-    };
-    let mut done = if threads <= 1 {
-        work()
-    } else {
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-            let mut all = work();
-            for helper in helpers {
-                match helper.join() {
-                    Ok(part) => all.extend(part),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
+        if !batch.is_empty() {
+            // Only fails when every worker is gone, which the join reports.
+            let _ = tx.send(batch).await;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    let read_at = Instant::now();
+    drop(tx);
+    let done = tokio::task::spawn_blocking(move || {
+        let mut done = Vec::new();
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => done.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            all
-        })
-    };
+        }
+        done
+    })
+    .await
+    .map_err(|e| IndexError::Task(e.to_string()))?;
+    read?;
+    let mut done = done;
     done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, entry)| entry).collect()
+    let entries = done.into_iter().map(|(_, entry)| entry).collect::<Result<_, _>>()?;
+    Ok((entries, read_at))
+}
+
+/// Parses and prepares one stored row into its entry.
+fn entry_from_row(row: StoredJurisdiction, endpoints: Vec<Endpoint>) -> Result<Arc<Entry>, IndexError> {
+    let boundary = geometry::parse_stored(&row.boundary)
+        .map_err(|reason| IndexError::Boundary { id: row.record.id.clone(), reason })?;
+    drop(row.boundary);
+    Ok(Arc::new(Entry::new(row.record, &boundary, endpoints)))
 }
 
 /// Reads the whole registry and builds a snapshot off the async threads.
@@ -849,17 +894,14 @@ pub async fn load_snapshot(store: &DynStore) -> Result<Snapshot, IndexError> {
     // Read the version first: a write landing during the read makes the next
     // refresh pick it up again rather than being missed.
     let version = store.latest_seq().await?;
-    let rows = store.load_jurisdictions().await?;
     let endpoints = store.load_endpoints().await?;
-    let read = started.elapsed();
-    let (mut snapshot, prepare) = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
-        let started = Instant::now();
-        let entries = entries_from_rows(rows, endpoints)?;
-        let prepare = started.elapsed();
-        Ok((Snapshot::build(version, entries), prepare))
-    })
-    .await
-    .map_err(|e| IndexError::Task(e.to_string()))??;
+    let (entries, read_at) = load_entries_timed(store, endpoints).await?;
+    // Preparation overlaps the read: `prepare` is what was left after it.
+    let read = read_at - started;
+    let prepare = read_at.elapsed();
+    let mut snapshot = tokio::task::spawn_blocking(move || Snapshot::build(version, entries))
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?;
     snapshot.built = Some((BuildKind::Full, started.elapsed()));
     let stats = snapshot.stats();
     tracing::info!(

@@ -11,7 +11,8 @@ pub mod sqlite;
 
 use crate::model::{Endpoint, Health, Jurisdiction};
 use async_trait::async_trait;
-use futures_util::{Stream, TryStreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use std::sync::Arc;
 
 /// Errors of the storage layer. They carry no HTTP meaning; the API layer maps them.
@@ -62,15 +63,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// under SQLite those copies come from the C allocator, whose arenas keep
 /// the memory resident after it is freed (BENCHMARKS.md, "Server memory at
 /// cold start" and the thirteenth session).
-async fn collect_rows<R, T>(
-    mut rows: impl Stream<Item = Result<R, sqlx::Error>> + Unpin,
-    convert: impl Fn(&R) -> StoreResult<T>,
-) -> StoreResult<Vec<T>> {
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        out.push(convert(&row)?);
-    }
-    Ok(out)
+fn convert_rows<'a, R: 'a, T: 'a>(
+    rows: impl Stream<Item = Result<R, sqlx::Error>> + Send + 'a,
+    convert: impl Fn(&R) -> StoreResult<T> + Send + 'a,
+) -> BoxStream<'a, StoreResult<T>> {
+    Box::pin(rows.map(move |row| convert(&row?)))
 }
 
 /// A jurisdiction as stored: the record plus its boundary as GeoJSON geometry text.
@@ -129,8 +126,14 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_seq(&self) -> StoreResult<i64>;
     /// Number of jurisdictions.
     async fn count_jurisdictions(&self) -> StoreResult<i64>;
+    /// Every jurisdiction with its boundary, ordered by id, one at a time as
+    /// the database hands them over (a full load need not hold every row at
+    /// once: see [`crate::index::load_entries`]).
+    fn jurisdiction_stream(&self) -> BoxStream<'_, StoreResult<StoredJurisdiction>>;
     /// Every jurisdiction with its boundary, ordered by id.
-    async fn load_jurisdictions(&self) -> StoreResult<Vec<StoredJurisdiction>>;
+    async fn load_jurisdictions(&self) -> StoreResult<Vec<StoredJurisdiction>> {
+        self.jurisdiction_stream().try_collect().await
+    }
     /// Every endpoint with its services, ordered by jurisdiction then id.
     async fn load_endpoints(&self) -> StoreResult<Vec<Endpoint>>;
     /// Upserts a batch in one transaction, logging each record in the change

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::model::{Endpoint, EndpointType, Health, Jurisdiction, Service, ServiceSource, Tier};
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -427,12 +428,11 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar("select count(*) from jurisdictions").fetch_one(&self.pool).await?)
     }
 
-    async fn load_jurisdictions(&self) -> StoreResult<Vec<StoredJurisdiction>> {
-        super::collect_rows(
+    fn jurisdiction_stream(&self) -> BoxStream<'_, StoreResult<StoredJurisdiction>> {
+        super::convert_rows(
             sqlx::query("select * from jurisdictions order by id").fetch(&self.pool),
             jurisdiction_from_row,
         )
-        .await
     }
 
     async fn load_endpoints(&self) -> StoreResult<Vec<Endpoint>> {

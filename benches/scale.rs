@@ -71,7 +71,12 @@
 //!    not counted in it. RSS deltas include transient build memory that the
 //!    allocator keeps, and miss memory reused from the loading garbage.
 //!
-//! At the end a summary table lists every figure with its issue-7 target.
+//! At the end a summary table lists every figure with its issue-7 target,
+//! and this machine's cost of one dependent load (a pointer chase through
+//! randomly ordered cache lines of a 1 MB, 16 MB and 512 MB buffer,
+//! [`dependent_load_ns`]): a lookup that misses the cache is a chain of such
+//! loads, so dividing a lookup by it gives a figure that compares across
+//! machines (they differed by up to 2.5x between sessions).
 //!
 //! Filtering: criterion's usual name filter works (`cargo bench --bench scale
 //! -- synth_1e5_lookup`); a filter that starts with a data-set name
@@ -321,6 +326,40 @@ struct Row {
     unit: &'static str,
     /// Upper bound (same unit), if issue 7 sets one.
     target: Option<f64>,
+}
+
+/// Summary labels of the dependent-load figures (1, 16 and 512 MB).
+const DEPENDENT_LOAD_METRICS: [&str; 3] =
+    ["dependent load, 1 MB buffer", "dependent load, 16 MB buffer", "dependent load, 512 MB buffer"];
+
+/// The mean time of one load that depends on the one before, over a buffer
+/// of `mb` MiB (through this process's allocator, so in huge pages where the
+/// index is): one pointer per 64-byte line, the lines chained in one random
+/// cycle (Sattolo's shuffle), 20 M loads after one warm-up lap.
+fn dependent_load_ns(mb: usize) -> f64 {
+    const LINE: usize = 8; // u64s a cache line
+    let lines = (mb << 20) / 64;
+    let mut order: Vec<u32> = (0..lines as u32).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for i in (1..lines).rev() {
+        order.swap(i, rng.gen_range(0..i));
+    }
+    let mut next = vec![0u64; lines * LINE];
+    for i in 0..lines {
+        next[order[i] as usize * LINE] = (order[(i + 1) % lines] as usize * LINE) as u64;
+    }
+    drop(order);
+    let mut at = 0usize;
+    for _ in 0..lines {
+        at = next[at] as usize;
+    }
+    const LOADS: usize = 20_000_000;
+    let started = Instant::now();
+    for _ in 0..LOADS {
+        at = next[at] as usize;
+    }
+    black_box(at);
+    started.elapsed().as_nanos() as f64 / LOADS as f64
 }
 
 #[derive(Default)]
@@ -1082,6 +1121,11 @@ fn main() {
         run_set(&mut c, &mut summary, set, features, targets(set), memory, opts.quick);
     }
     c.final_summary();
+    if !opts.quick {
+        for (mb, metric) in [1, 16, 512].into_iter().zip(DEPENDENT_LOAD_METRICS) {
+            summary.add("machine", metric, Some(dependent_load_ns(mb)), "ns", None);
+        }
+    }
     summary.print();
     println!("(whole run: {:.0} s)", run_started.elapsed().as_secs_f64());
 }

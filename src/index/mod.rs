@@ -861,7 +861,7 @@ async fn load_entries_timed(
     .await;
     let read_at = Instant::now();
     drop(tx);
-    let done = tokio::task::spawn_blocking(move || {
+    let mut done = tokio::task::spawn_blocking(move || {
         let mut done = Vec::new();
         for worker in workers {
             match worker.join() {
@@ -874,7 +874,6 @@ async fn load_entries_timed(
     .await
     .map_err(|e| IndexError::Task(e.to_string()))?;
     read?;
-    let mut done = done;
     done.sort_unstable_by_key(|(i, _)| *i);
     let entries = done.into_iter().map(|(_, entry)| entry).collect::<Result<_, _>>()?;
     Ok((entries, read_at))

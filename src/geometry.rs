@@ -332,11 +332,13 @@ pub fn to_geojson_value(mp: &MultiPolygon<f64>) -> Value {
 /// Parses a boundary stored by this service (GeoJSON Polygon or
 /// MultiPolygon text, as [`to_geojson_value`] writes it) back into geometry.
 ///
-/// A fast path reads the coordinates straight into `geo` types (no
-/// intermediate JSON tree, no allocation per position); anything it does
-/// not take (`coordinates` before `type`, short positions, other types,
-/// values out of range) goes through the general [`from_geojson`] path, so
-/// results and error messages are the same either way.
+/// A fast path reads the text as `to_geojson_value` writes it straight
+/// into `geo` types, with no intermediate JSON tree and most numbers by
+/// one exact division (see [`crate::json_scan`]); anything it does not take
+/// (`coordinates` before `type`, other members, positions of other than two
+/// numbers, other types, values out of range, escapes) goes through the
+/// general [`from_geojson`] path, so results and error messages are the
+/// same either way.
 pub fn parse_stored(text: &str) -> Result<MultiPolygon<f64>, String> {
     if let Some(mp) = fast::parse(text) {
         return Ok(mp);
@@ -347,133 +349,80 @@ pub fn parse_stored(text: &str) -> Result<MultiPolygon<f64>, String> {
 
 /// The fast path of [`parse_stored`].
 mod fast {
+    use crate::json_scan::Reader;
     use geo::{Coord, LineString, MultiPolygon, Polygon};
-    use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use std::fmt;
 
-    /// `Some` only for a Polygon or MultiPolygon with `type` before
-    /// `coordinates` and every position two or more finite numbers in range.
+    /// `Some` only for an object of exactly `type` (Polygon or
+    /// MultiPolygon) then `coordinates`, with no empty array in them and
+    /// every position two finite numbers in range.
     pub fn parse(text: &str) -> Option<MultiPolygon<f64>> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let mp = de.deserialize_map(GeometryVisitor).ok()?;
-        de.end().ok()?;
-        (!mp.0.is_empty()).then_some(mp)
+        let mut r = Reader::new(text);
+        r.expect(b'{')?;
+        if r.key()? != b"type" {
+            return None;
+        }
+        let multi = match r.string()? {
+            "Polygon" => false,
+            "MultiPolygon" => true,
+            _ => return None,
+        };
+        r.expect(b',')?;
+        if r.key()? != b"coordinates" {
+            return None;
+        }
+        let mp = if multi {
+            let mut polygons = Vec::new();
+            list(&mut r, |r| {
+                polygons.push(polygon(r)?);
+                Some(())
+            })?;
+            MultiPolygon(polygons)
+        } else {
+            MultiPolygon(vec![polygon(&mut r)?])
+        };
+        r.expect(b'}')?;
+        r.at_end().then_some(mp)
     }
 
-    struct GeometryVisitor;
-
-    impl<'de> Visitor<'de> for GeometryVisitor {
-        type Value = MultiPolygon<f64>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a GeoJSON Polygon or MultiPolygon")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut multi = None;
-            let mut out = None;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                match key.as_ref() {
-                    "type" if multi.is_none() => {
-                        let t = map.next_value::<std::borrow::Cow<'de, str>>()?;
-                        multi = Some(match t.as_ref() {
-                            "Polygon" => false,
-                            "MultiPolygon" => true,
-                            _ => return Err(A::Error::custom("not polygonal")),
-                        });
-                    }
-                    "coordinates" if out.is_none() => {
-                        out = Some(match multi {
-                            Some(false) => MultiPolygon(vec![map.next_value_seed(PolygonSeed)?]),
-                            Some(true) => MultiPolygon(map.next_value_seed(ListSeed(PolygonSeed))?),
-                            None => return Err(A::Error::custom("coordinates before type")),
-                        });
-                    }
-                    "type" | "coordinates" => return Err(A::Error::custom("repeated member")),
-                    // Other members (bbox, ...) are ignored, as geojson does.
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
+    /// A non-empty array, each element read by `element`.
+    fn list<'a>(r: &mut Reader<'a>, mut element: impl FnMut(&mut Reader<'a>) -> Option<()>) -> Option<()> {
+        r.expect(b'[')?;
+        loop {
+            element(r)?;
+            if !r.more(b']')? {
+                return Some(());
             }
-            out.ok_or_else(|| A::Error::custom("no coordinates"))
-        }
-    }
-
-    /// A list of whatever the inner seed reads.
-    #[derive(Clone, Copy)]
-    struct ListSeed<S>(S);
-
-    impl<'de, S: DeserializeSeed<'de> + Copy> DeserializeSeed<'de> for ListSeed<S> {
-        type Value = Vec<S::Value>;
-
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-    }
-
-    impl<'de, S: DeserializeSeed<'de> + Copy> Visitor<'de> for ListSeed<S> {
-        type Value = Vec<S::Value>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an array")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            while let Some(item) = seq.next_element_seed(self.0)? {
-                out.push(item);
-            }
-            Ok(out)
         }
     }
 
     /// A polygon: a list of rings, the first the exterior.
-    #[derive(Clone, Copy)]
-    struct PolygonSeed;
-
-    impl<'de> DeserializeSeed<'de> for PolygonSeed {
-        type Value = Polygon<f64>;
-
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            let rings = ListSeed(ListSeed(PositionSeed)).deserialize(d)?;
-            let mut rings = rings.into_iter();
+    fn polygon(r: &mut Reader) -> Option<Polygon<f64>> {
+        let mut exterior = None;
+        let mut interiors = Vec::new();
+        list(r, |r| {
+            let mut ring = Vec::new();
+            list(r, |r| {
+                ring.push(position(r)?);
+                Some(())
+            })?;
             // As `from_geojson` does (geo's Polygon::new closes open rings).
-            let exterior = LineString::new(rings.next().unwrap_or_default());
-            Ok(Polygon::new(exterior, rings.map(LineString::new).collect()))
-        }
-    }
-
-    /// A position: longitude, latitude (anything after them is ignored).
-    #[derive(Clone, Copy)]
-    struct PositionSeed;
-
-    impl<'de> DeserializeSeed<'de> for PositionSeed {
-        type Value = Coord<f64>;
-
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for PositionSeed {
-        type Value = Coord<f64>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a position")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let short = || A::Error::custom("short position");
-            let x: f64 = seq.next_element()?.ok_or_else(short)?;
-            let y: f64 = seq.next_element()?.ok_or_else(short)?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            let ok = x.is_finite() && y.is_finite() && (-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y);
-            if !ok {
-                return Err(A::Error::custom("position out of range"));
+            match exterior {
+                None => exterior = Some(LineString::new(ring)),
+                Some(_) => interiors.push(LineString::new(ring)),
             }
-            Ok(Coord { x, y })
-        }
+            Some(())
+        })?;
+        Some(Polygon::new(exterior?, interiors))
+    }
+
+    /// A position: `[longitude, latitude]`, both finite and in range.
+    fn position(r: &mut Reader) -> Option<Coord<f64>> {
+        r.expect(b'[')?;
+        let (x, _) = r.number()?;
+        r.expect(b',')?;
+        let (y, _) = r.number()?;
+        r.expect(b']')?;
+        ((-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y)).then_some(Coord { x, y })
     }
 }
 
@@ -586,10 +535,23 @@ mod tests {
         let fast_ones = [
             r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]],[[0.2,0.2],[0.3,0.2],[0.3,0.3],[0.2,0.2]]]}"#,
             r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]],[[[5,5],[6,5],[6,6]]]]}"#,
-            r#"{"type":"Polygon","bbox":[0,0,1,1],"coordinates":[[[0,0,7],[1,0,7],[1,1,7],[0,0,7]]]}"#,
             r#"{"type":"Polygon","coordinates":[[[-180,-90],[180,-90],[180,90],[-180,-90]]]}"#,
+            " {\n \"type\" : \"Polygon\" , \"coordinates\" : [ [ [ 0 , 0 ] , [ 1e0 , 0 ] , [ 1 , 1 ] ] ] }\r\n",
+            r#"{"type":"Polygon","coordinates":[[[0.1000000000000000055511151231257827021181583404541015625,-0],[1E-400,0],[1,1]]]}"#,
         ];
         let general_ones = [
+            r#"{"type":"Polygon","bbox":[0,0,1,1],"coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0,7],[1,0,7],[1,1,7],[0,0,7]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]],"bbox":[0,0,1,1]}"#,
+            r#"{"type":"Polygon","coordinates":[]}"#,
+            r#"{"type":"Polygon","coordinates":[[]]}"#,
+            r#"{"type":"MultiPolygon","coordinates":[[]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0],]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1e999],[0,0]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,-90.0000001],[0,0]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,"1"],[0,0]]]}"#,
+            r#"{"type":"Polyg\u006fn","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}"#,
+            r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]"#,
             r#"{"coordinates":[[[0,0],[1,0],[1,1],[0,0]]],"type":"Polygon"}"#,
             r#"{"type":"Polygon","coordinates":[[[0,0],[1],[1,1],[0,0]]]}"#,
             r#"{"type":"Polygon","coordinates":[[[0,0],[181,0],[1,1],[0,0]]]}"#,
@@ -607,6 +569,62 @@ mod tests {
             assert!(fast::parse(t).is_none(), "{t}");
             assert_eq!(parse_stored(t), general(t), "{t}");
         }
+    }
+
+    /// Generated boundaries, written as they are stored: the fast path
+    /// takes every one, bit for bit. Then each is broken at one place, and
+    /// whatever the fast path still takes the general path reads the same.
+    #[test]
+    fn parse_stored_fast_path_agrees_on_generated_boundaries() {
+        use rand::{Rng, SeedableRng};
+        let general = |t: &str| -> Option<MultiPolygon<f64>> {
+            let g: geojson::Geometry = serde_json::from_str(t).ok()?;
+            from_geojson(&g).ok()
+        };
+        let bits = |mp: &MultiPolygon<f64>| -> Vec<(u64, u64)> {
+            mp.0.iter()
+                .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
+                .flat_map(|ring| ring.0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())))
+                .collect()
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7946);
+        let (mut taken, tries) = (0, 4_000);
+        for _ in 0..tries {
+            let mut polygons = Vec::new();
+            for _ in 0..rng.gen_range(1..4) {
+                let mut rings = Vec::new();
+                for _ in 0..rng.gen_range(1..3) {
+                    let (cx, cy) = (rng.gen_range(-170.0..170.0), rng.gen_range(-80.0..80.0));
+                    let scale = 10f64.powi(-rng.gen_range(0..6));
+                    let mut ring: Vec<Coord<f64>> = (0..rng.gen_range(3..12))
+                        .map(|_| {
+                            let (dx, dy): (f64, f64) = (rng.gen_range(-5.0..5.0), rng.gen_range(-5.0..5.0));
+                            let round = 10f64.powi(rng.gen_range(0..12));
+                            Coord {
+                                x: cx + (dx * scale * round).round() / round,
+                                y: cy + (dy * scale * round).round() / round,
+                            }
+                        })
+                        .collect();
+                    ring.push(ring[0]);
+                    rings.push(LineString::new(ring));
+                }
+                let exterior = rings.remove(0);
+                polygons.push(Polygon::new(exterior, rings));
+            }
+            let mp = MultiPolygon(polygons);
+            let text = to_geojson_value(&mp).to_string();
+            let parsed = fast::parse(&text).expect("the stored form takes the fast path");
+            assert_eq!(bits(&parsed), bits(&mp), "{text}");
+            let broken = crate::json_scan::broken(&mut rng, text);
+            if let Some(fast) = fast::parse(&broken) {
+                taken += 1;
+                let slow = general(&broken).unwrap_or_else(|| panic!("{broken}: fast took it, general did not"));
+                assert_eq!(bits(&fast), bits(&slow), "{broken}");
+            }
+        }
+        // Many changes (a digit for a digit) leave a readable boundary.
+        assert!(taken > tries / 10, "the fast path took {taken} broken texts");
     }
 
     #[test]

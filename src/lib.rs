@@ -28,6 +28,7 @@ pub mod geometry;
 pub mod harvest;
 pub mod import;
 pub mod index;
+mod json_scan;
 pub mod limits;
 pub mod lost;
 pub mod metrics;

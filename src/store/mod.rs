@@ -7,6 +7,7 @@
 //! This module must not know about HTTP or the index.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use crate::model::{Endpoint, Health, Jurisdiction};

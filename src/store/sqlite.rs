@@ -4,16 +4,20 @@
 //! the PostgreSQL backend; migrations live in `migrations/sqlite/` and are
 //! embedded in the binary.
 
+use super::rows::{
+    audit_from_row, audit_jurisdiction, decode_json, endpoint_from_row, json_text, jurisdiction_from_row,
+    service_from_row,
+};
 use super::{
     now_rfc3339, Actor, AuditEntry, AuditFilter, Change, HealthUpdate, ImportBatch, Store, StoreError, StoreResult,
     StoredJurisdiction, TokenRecord, WriteOutcome,
 };
-use crate::model::{Endpoint, EndpointType, Health, Jurisdiction, Service, ServiceSource, Tier};
+use crate::model::{Endpoint, Service};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -60,98 +64,6 @@ impl SqliteStore {
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-fn json_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn jurisdiction_from_row(row: &SqliteRow) -> StoreResult<StoredJurisdiction> {
-    let tier: String = row.try_get("tier")?;
-    let external: String = row.try_get("external_ids")?;
-    let record = Jurisdiction {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        tier: Tier::from_str(&tier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        parent: row.try_get("parent_id")?,
-        parent_override: row.try_get::<i64, _>("parent_override")? != 0,
-        ocd_id: row.try_get("ocd_id")?,
-        external_ids: decode_json::<BTreeMap<String, String>>(&external, "external_ids")?,
-        source: row.try_get("source")?,
-        license: row.try_get("license")?,
-        area_km2: row.try_get("area_km2")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        version: row.try_get("version")?,
-    };
-    Ok(StoredJurisdiction { record, boundary: row.try_get("boundary")? })
-}
-
-fn endpoint_from_row(row: &SqliteRow) -> StoreResult<Endpoint> {
-    let kind: String = row.try_get("type")?;
-    let formats: String = row.try_get("formats")?;
-    Ok(Endpoint {
-        id: row.try_get("id")?,
-        jurisdiction_id: row.try_get("jurisdiction_id")?,
-        specification: row.try_get("specification")?,
-        url: row.try_get("url")?,
-        kind: EndpointType::from_str(&kind).map_err(StoreError::Corrupt)?,
-        formats: decode_json(&formats, "formats")?,
-        open311_jurisdiction_id: row.try_get("open311_jurisdiction_id")?,
-        key_service: row.try_get("key_service")?,
-        discovery_url: row.try_get("discovery_url")?,
-        docs_url: row.try_get("docs_url")?,
-        terms_url: row.try_get("terms_url")?,
-        contact: row.try_get("contact")?,
-        changeset: row.try_get("changeset")?,
-        last_checked: row.try_get("last_checked")?,
-        last_ok: row.try_get("last_ok")?,
-        status: row.try_get("status")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        version: row.try_get("version")?,
-        health: health_from_row(row)?,
-        services: Vec::new(),
-    })
-}
-
-fn health_from_row(row: &SqliteRow) -> StoreResult<Health> {
-    let status: Option<i32> = row.try_get("http_status")?;
-    let latency: Option<i64> = row.try_get("latency_ms")?;
-    let failures: i32 = row.try_get("consecutive_failures")?;
-    Ok(Health {
-        http_status: status.and_then(|s| u16::try_from(s).ok()),
-        latency_ms: latency.and_then(|l| u64::try_from(l).ok()),
-        last_error: row.try_get("last_error")?,
-        consecutive_failures: u32::try_from(failures).unwrap_or(0),
-        etag: row.try_get("harvest_etag")?,
-        last_modified: row.try_get("harvest_last_modified")?,
-    })
-}
-
-fn service_from_row(row: &SqliteRow) -> StoreResult<(String, Service)> {
-    let keywords: String = row.try_get("keywords")?;
-    Ok((
-        row.try_get("endpoint_id")?,
-        Service {
-            service_code: row.try_get("service_code")?,
-            service_name: row.try_get("service_name")?,
-            description: row.try_get("description")?,
-            metadata: row.try_get::<i64, _>("metadata")? != 0,
-            kind: row.try_get("type")?,
-            keywords: decode_json(&keywords, "keywords")?,
-            group: row.try_get("group_name")?,
-            source: if row.try_get::<String, _>("source")? == "harvested" {
-                ServiceSource::Harvested
-            } else {
-                ServiceSource::Manual
-            },
-        },
-    ))
 }
 
 /// Appends one change-log row and returns its seq.
@@ -356,31 +268,6 @@ async fn fetch_endpoints(tx: &mut Transaction<'_, Sqlite>, filter: &str, key: &s
         e.services = rows.iter().map(|r| service_from_row(r).map(|(_, s)| s)).collect::<StoreResult<_>>()?;
     }
     Ok(endpoints)
-}
-
-fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
-    let json = |col: &str| -> StoreResult<Option<serde_json::Value>> {
-        let text: Option<String> = row.try_get(col)?;
-        text.map(|t| decode_json(&t, col)).transpose()
-    };
-    Ok(AuditEntry {
-        id: row.try_get("id")?,
-        at: row.try_get("at")?,
-        actor_sub: row.try_get("actor_sub")?,
-        actor_jti: row.try_get("actor_jti")?,
-        action: row.try_get("action")?,
-        entity: row.try_get("entity")?,
-        entity_id: row.try_get("entity_id")?,
-        jurisdiction_id: row.try_get("jurisdiction_id")?,
-        before: json("before")?,
-        after: json("after")?,
-    })
-}
-
-/// The audit form of a jurisdiction: the record without the (large) boundary,
-/// plus whether the boundary changed.
-fn audit_jurisdiction(j: &StoredJurisdiction) -> String {
-    json_text(&j.record)
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 //! booleans in PostgreSQL. So each backend's row type implements
 //! [`StoreRow`]'s typed getters, and every conversion is written once here.
 
-use super::{AuditEntry, StoreError, StoreResult, StoredJurisdiction};
+use super::{AuditEntry, Change, StoreError, StoreResult, StoredJurisdiction, TokenRecord};
 use crate::model::{Endpoint, EndpointType, Health, Jurisdiction, Service, ServiceSource, Tier};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -68,7 +68,7 @@ pub(super) fn json_text<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Reads a JSON column; unreadable text is [`StoreError::Corrupt`], naming `what`.
-pub(super) fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
@@ -165,6 +165,29 @@ pub(super) fn audit_from_row(row: &impl StoreRow) -> StoreResult<AuditEntry> {
         jurisdiction_id: row.opt_text("jurisdiction_id")?,
         before: json("before")?,
         after: json("after")?,
+    })
+}
+
+/// A `changes` row.
+pub(super) fn change_from_row(row: &impl StoreRow) -> StoreResult<Change> {
+    Ok(Change {
+        seq: row.int("seq")?,
+        entity: row.text("entity")?,
+        entity_id: row.text("entity_id")?,
+        op: row.text("op")?,
+        at: row.text("at")?,
+    })
+}
+
+/// A `tokens` row joined with its `revoked_tokens` row, if any.
+pub(super) fn token_from_row(row: &impl StoreRow) -> StoreResult<TokenRecord> {
+    Ok(TokenRecord {
+        jti: row.text("jti")?,
+        sub: row.text("sub")?,
+        scopes: decode_json(&row.text("scopes")?, "scopes")?,
+        issued_at: row.text("issued_at")?,
+        expires_at: row.text("expires_at")?,
+        revoked_at: row.opt_text("revoked_at")?,
     })
 }
 

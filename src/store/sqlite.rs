@@ -5,8 +5,8 @@
 //! embedded in the binary.
 
 use super::rows::{
-    audit_from_row, audit_jurisdiction, decode_json, endpoint_from_row, json_text, jurisdiction_from_row,
-    service_from_row,
+    audit_from_row, audit_jurisdiction, change_from_row, endpoint_from_row, json_text, jurisdiction_from_row,
+    service_from_row, token_from_row,
 };
 use super::{
     now_rfc3339, Actor, AuditEntry, AuditFilter, Change, HealthUpdate, ImportBatch, Store, StoreError, StoreResult,
@@ -16,7 +16,7 @@ use crate::model::{Endpoint, Service};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -671,19 +671,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let scopes: String = row.try_get("scopes")?;
-                Ok(TokenRecord {
-                    jti: row.try_get("jti")?,
-                    sub: row.try_get("sub")?,
-                    scopes: decode_json(&scopes, "scopes")?,
-                    issued_at: row.try_get("issued_at")?,
-                    expires_at: row.try_get("expires_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(token_from_row).collect()
     }
 
     async fn revoke_token(&self, jti: &str, reason: Option<&str>) -> StoreResult<bool> {
@@ -735,16 +723,6 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Change {
-                    seq: r.try_get("seq")?,
-                    entity: r.try_get("entity")?,
-                    entity_id: r.try_get("entity_id")?,
-                    op: r.try_get("op")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(change_from_row).collect()
     }
 }

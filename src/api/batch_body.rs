@@ -222,8 +222,7 @@ pub(crate) fn quick(body: &[u8], max: usize) -> Option<Batch> {
             break;
         }
     }
-    r.ws();
-    (points && r.i == body.len()).then_some(batch)
+    (points && r.at_end()).then_some(batch)
 }
 
 impl<'a> Reader<'a> {

@@ -112,19 +112,22 @@ pub fn round_m(d: f64) -> f64 {
     (d * 10.0).round() / 10.0
 }
 
-/// The weak ETag of a location answer: the route, then for each hit its
-/// content hash, match kind and rounded distance.
+/// The weak ETag of a location answer: the route and the number of hits,
+/// then for each hit its content hash, match kind and rounded distance,
+/// folded with [`cache::Fold`].
 pub fn etag(route: &str, hits: &[Hit<'_>]) -> String {
-    use std::hash::Hash;
-    // Feeds the hasher exactly what hashing `(route, Vec<(u64, MatchKind,
-    // i64)>)` would (the tags are unchanged), without building the vector.
-    let mut h = std::hash::DefaultHasher::new();
-    route.hash(&mut h);
-    hits.len().hash(&mut h);
+    let mut fold = cache::Fold::new(route).word(hits.len() as u64);
     for hit in hits {
-        (hit.entry.content_hash, hit.kind, (round_m(hit.distance_m) * 10.0) as i64).hash(&mut h);
+        let kind = match hit.kind {
+            MatchKind::Exact => 0,
+            MatchKind::Near => 1,
+            MatchKind::Nearest => 2,
+        };
+        // Decimetres (non-negative), with the kind in the top bits.
+        let decimetres = (round_m(hit.distance_m) * 10.0) as u64;
+        fold = fold.word(hit.entry.content_hash).word(kind << 62 ^ decimetres);
     }
-    cache::etag_of(&h)
+    cache::etag_hex(fold.finish())
 }
 
 /// The OpenAPI schema of a jurisdiction in a location answer, as [`HitJson`]

@@ -70,7 +70,7 @@ fn render_one(
     loc: Location,
     hits: &[Hit<'_>],
     annotated: bool,
-    expires: Option<String>,
+    expires: Option<&str>,
 ) -> Result<Vec<u8>, ApiError> {
     let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
     // Sized once for the records instead of grown by doubling.
@@ -80,9 +80,9 @@ fn render_one(
     write_location(&mut out, loc).map_err(internal)?;
     out.extend_from_slice(b",\"index_version\":");
     serde_json::to_writer(&mut out, &snapshot.version()).map_err(internal)?;
-    if let Some(expires) = &expires {
+    if let Some(expires) = expires {
         out.extend_from_slice(b",\"expires\":");
-        serde_json::to_writer(&mut out, expires).map_err(internal)?;
+        write_str(&mut out, expires).map_err(internal)?;
     }
     out.extend_from_slice(b",\"jurisdictions\":[");
     for (i, hit) in hits.iter().enumerate() {
@@ -125,7 +125,7 @@ pub(crate) async fn resolve_one(
     let hits = locate::locate(&snapshot, loc, &opts, &state.settings);
     let etag = locate::etag("resolve", &hits);
     cache::respond(&state, headers, &etag, "application/json", || {
-        render_one(&snapshot, loc, &hits, opts.annotated(), Some(cache::expires(&state)))
+        cache::with_expires(&state, |expires| render_one(&snapshot, loc, &hits, opts.annotated(), Some(expires)))
     })
 }
 
@@ -448,6 +448,20 @@ impl BatchWriter {
     }
 }
 
+/// Writes `s` as a JSON string, as serde does: quoted as it is when no
+/// byte needs escaping (the times and versions the frames carry), through
+/// serde's escaping otherwise.
+fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, s)
+    }
+}
+
 /// Opens a batch answer's object (the JSON document, or the NDJSON head's
 /// `batch` member) with its `index_version`, `expires` and `count`.
 fn write_frame(out: &mut Vec<u8>, snapshot: &Snapshot, expires: &str, count: usize) -> Result<(), ApiError> {
@@ -455,7 +469,7 @@ fn write_frame(out: &mut Vec<u8>, snapshot: &Snapshot, expires: &str, count: usi
     out.extend_from_slice(b"{\"index_version\":");
     serde_json::to_writer(&mut *out, &snapshot.version()).map_err(internal)?;
     out.extend_from_slice(b",\"expires\":");
-    serde_json::to_writer(&mut *out, expires).map_err(internal)?;
+    write_str(out, expires).map_err(internal)?;
     out.extend_from_slice(b",\"count\":");
     serde_json::to_writer(&mut *out, &count).map_err(internal)?;
     Ok(())
@@ -699,12 +713,12 @@ mod tests {
             let loc = Location { lat, lon };
             for hits in [&all[..0], &all[..1], &all[..]] {
                 for annotated in [false, true] {
-                    for expires in [None, Some("2026-11-26T13:20:55Z".to_owned())] {
-                        let ours = render_one(&snapshot, loc, hits, annotated, expires.clone()).expect("renders");
+                    for expires in [None, Some("2026-11-26T13:20:55Z"), Some("a \"quoted\" \\ text\n\u{1F600}")] {
+                        let ours = render_one(&snapshot, loc, hits, annotated, expires).expect("renders");
                         let serde = serde_json::to_vec(&OneAnswer {
                             location: loc,
                             index_version: snapshot.version(),
-                            expires,
+                            expires: expires.map(str::to_owned),
                             jurisdictions: hits.iter().map(|h| HitJson::new(h, annotated)).collect(),
                         })
                         .expect("serialises");

@@ -45,7 +45,9 @@ start_server() {
   export GEOWEBDNS_KEY_DIR="$work/keys"
   export GEOWEBDNS_HARVEST_INTERVAL=0   # benchmarks never reach the internet
   export GEOWEBDNS_LOG="${GEOWEBDNS_LOG:-warn,geowebdns=info}"
-  (cd "$work" && exec taskset -c "$cpus" "$BIN" serve --listen 127.0.0.1:0 "$@") 2>"$work/server.log" &
+  # SERVER_WRAPPER: a command the server runs under (benches/instructions.sh: valgrind).
+  # shellcheck disable=SC2086
+  (cd "$work" && exec taskset -c "$cpus" ${SERVER_WRAPPER:-} "$BIN" serve --listen 127.0.0.1:0 "$@") 2>"$work/server.log" &
   SERVER_PID=$!
   [ "${GEOWEBDNS_BUSY_POLL_US:-0}" = 0 ] || echo "server: busy polling ${GEOWEBDNS_BUSY_POLL_US} us before a worker sleeps (GEOWEBDNS_BUSY_POLL_US)"
   local addr=""

@@ -46,9 +46,10 @@ pub fn etag_hex(v: u64) -> String {
 /// (the snapshot entries' `content_hash`), for the ETags of location
 /// answers, which are computed on every request. SipHash over the same
 /// words cost ~700 instructions a `/v1/resolve` answer (callgrind; ~0.2 µs
-/// in perf under `benches/load.sh`); this costs a multiply a word. Each step (`rotate`, `xor`, multiply by an
-/// odd constant) is a bijection of the running value for a fixed word, so
-/// answers that differ in their last word always differ in their tag, and
+/// in perf under `benches/load.sh`); this costs a multiply a word. Each
+/// step (`rotate`, `xor`, multiply by an odd constant) is a bijection of
+/// the running value for a fixed word, so answers that differ only in
+/// their last word always differ in their tag, and
 /// [`finish`](Self::finish) ends with an invertible avalanche (MurmurHash3's
 /// `fmix64`) so that the tag's digits all depend on every word. The result
 /// does not depend on the build or the platform.
